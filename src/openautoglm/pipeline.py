@@ -59,7 +59,7 @@ class TaskFailedError(RuntimeError):
         self.partial = partial
 
 
-def _template_fields(template: str) -> list[str]:
+def _template_fields(template: str, where: str) -> list[str]:
     """The base names of the ``{fields}`` a prompt template uses, in order."""
     fields = []
     for _, field, _, _ in string.Formatter().parse(template):
@@ -68,7 +68,7 @@ def _template_fields(template: str) -> list[str]:
         base = field.split(".")[0].split("[")[0]
         if not base or base.isdigit():
             raise PipelineError(
-                f"prompt_template {template!r} has a positional field {{{field}}}; "
+                f"{where}: prompt_template {template!r} has a positional field {{{field}}}; "
                 "name the input key instead, e.g. {cleaned_text}"
             )
         fields.append(base)
@@ -164,7 +164,7 @@ class Task:
                 raise PipelineError(f"{where}: prompt_template must be a string")
             if not isinstance(model, str) or not model:
                 raise PipelineError(f"{where}: model must be a model name string, got {model!r}")
-            unknown = [f for f in _template_fields(prompt_template) if f not in inputs]
+            unknown = [f for f in _template_fields(prompt_template, where) if f not in inputs]
             if unknown:
                 raise PipelineError(
                     f"{where}: prompt_template uses {{{unknown[0]}}} but the task reads only "
