@@ -240,3 +240,14 @@ def test_registry_errors():
     with pytest.raises(ValueError, match="prefer"):
         M.ModelRouter(default=["a"], prefer="fastest")
     assert {"glm-small", "glm-tiny"} <= set(M.list_models())
+
+
+def test_get_model_binds_router_to_the_calling_task(fixed_models):
+    router = M.ModelRouter([("summar*", ["m-dear"])], default=["m-cheap"])
+    M.register_model("m-auto", lambda: router, replace=True)
+    try:
+        assert M.get_model("m-auto", task="summarize").generate("p") == "m-dear:p"
+        assert M.get_model("m-auto", task="other").generate("p") == "m-cheap:p"
+        assert M.get_model("m-auto") is router
+    finally:
+        M.unregister_model("m-auto")

@@ -125,10 +125,15 @@ def list_models() -> list[str]:
         return sorted(_FACTORIES)
 
 
-def get_model(name: str) -> Model:
+def get_model(name: str, task: str | None = None) -> Model:
     """Resolve ``name`` to a model (registered name, checkpoint path, or ``api:<model-id>``).
 
     Instances are created once and shared (thread-safe).
+
+    Args:
+        name: what to resolve.
+        task: the calling task's name; when ``name`` is a :class:`ModelRouter`, the router's
+            choice for that task is returned (a model whose ``generate`` routes by it).
 
     Raises:
         ValueError: nothing matches; the message lists the registered names and the other forms.
@@ -137,8 +142,8 @@ def get_model(name: str) -> Model:
         raise ValueError(f"model must be a non-empty string, got {name!r}")
     with _LOCK:
         if name in _INSTANCES:
-            return _INSTANCES[name]
-        if name in _FACTORIES:
+            model = _INSTANCES[name]
+        elif name in _FACTORIES:
             model = _FACTORIES[name]()
         elif name.startswith("api:") and len(name) > 4:
             model = ChatCompletionsModel(name[4:])
@@ -151,7 +156,9 @@ def get_model(name: str) -> Model:
                 f"(set {ENV_API_BASE} and {ENV_API_KEY})"
             )
         _INSTANCES[name] = model
-        return model
+    if task is not None and isinstance(model, ModelRouter):
+        return model.for_task(task)
+    return model
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,9 +209,9 @@ def glm_checkpoint(preset: str, directory: str | Path | None = None, seed: int =
     directory.mkdir(parents=True, exist_ok=True)
     recipe = GLM_PRESETS[preset]
     text = glm.load_corpus("pydoc")
-    tokenizer_vocab = len(glm.CharTokenizer(text).vocab) if hasattr(glm.CharTokenizer(text), "vocab") else None
-    config = glm.GLMConfig(vocab_size=tokenizer_vocab or 256, dropout=0.0, **recipe["model"])
-    model, tokenizer, _ = glm.train(config, text, seed=seed, **recipe["train"])
+    # A dict config takes its vocab_size from the tokenizer train() builds.
+    model, tokenizer, _ = glm.train(dict(recipe["model"]), text, seed=seed, **recipe["train"])
+    config = model.config
     # Write then rename, so a concurrent reader never sees half a file.
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     glm.save_checkpoint(tmp, model, tokenizer, config)
@@ -449,7 +456,12 @@ class ModelRouter:
             return sorted(chosen, key=lambda m: get_model(m).cost)
         return list(chosen)
 
+    def for_task(self, task: str) -> Model:
+        """This router seen from one task: ``generate(prompt)`` routes by ``task``."""
+        return _RoutedModel(self, task)
+
     def generate(self, prompt: str, task: str | None = None, **kwargs: Any) -> str:
+        """Answer with the first available candidate for ``task`` that does not fail."""
         errors = []
         for candidate in self.candidates(task):
             model = get_model(candidate)
@@ -464,3 +476,22 @@ class ModelRouter:
             self.last_used = candidate
             return out
         raise ModelError(f"{self.name}: no model answered for task {task!r}: " + "; ".join(errors or ["no candidates"]))
+
+
+class _RoutedModel:
+    """A :class:`ModelRouter` bound to one task name."""
+
+    def __init__(self, router: ModelRouter, task: str) -> None:
+        self.router = router
+        self.task = task
+        self.name = f"{router.name}[{task}]"
+
+    @property
+    def cost(self) -> float:
+        return self.router.cost
+
+    def available(self) -> bool:
+        return self.router.available()
+
+    def generate(self, prompt: str, **kwargs: Any) -> str:
+        return self.router.generate(prompt, task=self.task, **kwargs)
