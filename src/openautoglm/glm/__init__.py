@@ -1,0 +1,39 @@
+"""A small GLM (Du et al., ACL 2022): model, tokenizer, corpus, training, inference, serving.
+
+>>> from openautoglm.glm import GLMConfig, load_corpus, train, fill_blank
+"""
+from __future__ import annotations
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import (
+    attention_mask_from_sep,
+    blank_infilling,
+    load_corpus,
+    make_batch,
+    sample_spans,
+    split_text,
+)
+from .infer import fill_blank, generate, generate_batch
+from .model import GLMConfig, GLMModel, glm_loss
+from .tokenizer import CharTokenizer
+from .train import evaluate, train
+
+__all__ = [
+    "CharTokenizer",
+    "GLMConfig",
+    "GLMModel",
+    "attention_mask_from_sep",
+    "blank_infilling",
+    "evaluate",
+    "fill_blank",
+    "generate",
+    "generate_batch",
+    "glm_loss",
+    "load_checkpoint",
+    "load_corpus",
+    "make_batch",
+    "sample_spans",
+    "save_checkpoint",
+    "split_text",
+    "train",
+]

@@ -1,0 +1,219 @@
+"""Inference with a GLM: fill blanks and generate, one request or a batch at a time.
+
+Both are autoregressive blank infilling. ``fill_blank("a [MASK] b")`` puts the text in Part A
+and decodes each blank in turn into Part B (``[sop]`` + tokens, position id = the blank's
+index, block positions 1, 2, ...) until ``[eop]``. ``generate(prompt)`` is the same with one
+blank appended after the prompt (GLM's generation objective). Decoding re-runs the model on the
+whole sequence at each step (no key/value cache: the models here are small).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .data import attention_mask_from_sep
+from .model import GLMModel
+from .tokenizer import SPECIAL_TOKENS, CharTokenizer
+
+
+def _check_budget(model: GLMModel, max_new_tokens: int) -> None:
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    if max_new_tokens > model.config.max_len - 1:
+        raise ValueError(
+            f"max_new_tokens={max_new_tokens} exceeds the model's longest span "
+            f"(GLMConfig.max_len - 1 = {model.config.max_len - 1})"
+        )
+
+
+def _banned(model: GLMModel, tokenizer: CharTokenizer) -> torch.Tensor:
+    """Ids never produced: specials other than [eop], and ids beyond the tokenizer's vocab."""
+    banned = torch.zeros(model.config.vocab_size, dtype=torch.bool)
+    banned[: len(SPECIAL_TOKENS)] = True
+    banned[tokenizer.eop] = False
+    banned[tokenizer.vocab_size :] = True
+    return banned
+
+
+def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def _decode_spans(
+    model: GLMModel,
+    tokenizer: CharTokenizer,
+    prefixes: Sequence[tuple[list[int], list[int], list[int]]],
+    sep: Sequence[int],
+    mask_index: Sequence[int],
+    max_new_tokens: int,
+    temperature: float,
+    generator: torch.Generator | None,
+) -> list[list[int]]:
+    """Decodes one span per sequence, in a batch.
+
+    ``prefixes[i]`` is (ids, positions, block positions) of Part A plus any Part B spans
+    already decoded; the new span starts with ``[sop]`` at position ``mask_index[i]``.
+    """
+    banned = _banned(model, tokenizer)
+    b = len(prefixes)
+    out: list[list[int]] = [[] for _ in range(b)]
+    done = [False] * b
+    sep_t = torch.tensor(list(sep), dtype=torch.long)
+    for _ in range(max_new_tokens):
+        rows = []
+        for (ids, pos, block), m, new in zip(prefixes, mask_index, out):
+            span = [tokenizer.sop] + new
+            rows.append((ids + span, pos + [m] * len(span), block + list(range(1, len(span) + 1))))
+        length = max(len(r[0]) for r in rows)
+        input_ids = torch.full((b, length), tokenizer.pad, dtype=torch.long)
+        position_ids = torch.zeros((b, 2, length), dtype=torch.long)
+        for i, (ids, pos, block) in enumerate(rows):
+            input_ids[i, : len(ids)] = torch.tensor(ids)
+            position_ids[i, 0, : len(ids)] = torch.tensor(pos)
+            position_ids[i, 1, : len(ids)] = torch.tensor(block)
+        logits = model(input_ids, position_ids, attention_mask_from_sep(sep_t, length))
+        last = torch.tensor([len(r[0]) - 1 for r in rows])
+        step_logits = logits[torch.arange(b), last].float().masked_fill(banned, float("-inf"))
+        chosen = _pick(step_logits, temperature, generator).tolist()
+        for i, token in enumerate(chosen):
+            if done[i]:
+                continue
+            if token == tokenizer.eop:
+                done[i] = True
+            else:
+                out[i].append(token)
+        if all(done):
+            break
+    return out
+
+
+def _generator(seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def _prompt_part_a(model: GLMModel, tokenizer: CharTokenizer, prompt: str) -> list[int]:
+    ids = tokenizer.encode(prompt)
+    if tokenizer.mask in ids:
+        raise ValueError("generate: the prompt contains [MASK]; use fill_blank for blanks")
+    # Keep the end of a long prompt: Part A may hold at most max_len positions.
+    return ids[-(model.config.max_len - 1) :] + [tokenizer.mask] if ids else [tokenizer.mask]
+
+
+def generate_batch(
+    model: GLMModel,
+    tokenizer: CharTokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> list[str]:
+    """Continues each prompt; one forward pass per new token for the whole batch.
+
+    Greedy results (``temperature=0``) equal those of :func:`generate` one prompt at a time
+    (padding is masked out), so a server may batch requests freely.
+
+    Args:
+        model: a trained :class:`GLMModel`.
+        tokenizer: its tokenizer.
+        prompts: the prompts (a prompt longer than ``max_len - 1`` keeps its end).
+        max_new_tokens: the most characters generated per prompt (stops earlier at ``[eop]``).
+        temperature: 0 for greedy decoding, else the sampling temperature.
+        seed: seeds sampling (``None``: torch's global generator).
+
+    Returns:
+        The continuations, without the prompts, in the order of ``prompts``.
+    """
+    _check_budget(model, max_new_tokens)
+    if isinstance(prompts, str):
+        raise TypeError("generate_batch takes a list of prompts; use generate for one prompt")
+    if not prompts:
+        return []
+    parts = [_prompt_part_a(model, tokenizer, p) for p in prompts]
+    prefixes = [(a, list(range(len(a))), [0] * len(a)) for a in parts]
+    spans = _decode_spans(
+        model, tokenizer, prefixes, [len(a) for a in parts], [len(a) - 1 for a in parts],
+        max_new_tokens, temperature, _generator(seed),
+    )
+    return [tokenizer.decode(s) for s in spans]
+
+
+def generate(
+    model: GLMModel,
+    tokenizer: CharTokenizer,
+    prompt: str,
+    max_new_tokens: int = 32,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> str:
+    """Continues ``prompt`` (GLM generation: a blank after the prompt, decoded in Part B).
+
+    Args:
+        model: a trained :class:`GLMModel`.
+        tokenizer: its tokenizer.
+        prompt: text without ``[MASK]``.
+        max_new_tokens: the most characters generated (stops earlier at ``[eop]``).
+        temperature: 0 for greedy decoding, else the sampling temperature.
+        seed: seeds sampling.
+
+    Returns:
+        The continuation, without the prompt.
+    """
+    return generate_batch(model, tokenizer, [prompt], max_new_tokens, temperature, seed)[0]
+
+
+def fill_blank(
+    model: GLMModel,
+    tokenizer: CharTokenizer,
+    text: str,
+    max_new_tokens: int = 16,
+    temperature: float = 0.0,
+    seed: int | None = None,
+) -> str:
+    """Fills every ``[MASK]`` in ``text``, left to right, and returns the completed text.
+
+    Each blank is decoded into Part B after the blanks before it, as in GLM.
+
+    Args:
+        model: a trained :class:`GLMModel`.
+        tokenizer: its tokenizer.
+        text: text with at least one ``[MASK]``.
+        max_new_tokens: the most characters per blank.
+        temperature: 0 for greedy decoding, else the sampling temperature.
+        seed: seeds sampling.
+
+    Raises:
+        ValueError: if ``text`` has no ``[MASK]`` or is longer than ``max_len`` tokens.
+    """
+    _check_budget(model, max_new_tokens)
+    part_a = tokenizer.encode(text)
+    masks = [i for i, t in enumerate(part_a) if t == tokenizer.mask]
+    if not masks:
+        raise ValueError("fill_blank: the text has no [MASK] to fill; use generate to continue text")
+    if len(part_a) > model.config.max_len:
+        raise ValueError(
+            f"fill_blank: the text is {len(part_a)} tokens, more than GLMConfig.max_len="
+            f"{model.config.max_len}"
+        )
+    ids, pos, block = list(part_a), list(range(len(part_a))), [0] * len(part_a)
+    generator = _generator(seed)
+    fills = []
+    for m in masks:
+        (span,) = _decode_spans(
+            model, tokenizer, [(ids, pos, block)], [len(part_a)], [m],
+            max_new_tokens, temperature, generator,
+        )
+        fills.append(tokenizer.decode(span))
+        ids = ids + [tokenizer.sop] + span
+        pos = pos + [m] * (len(span) + 1)
+        block = block + list(range(1, len(span) + 2))
+    pieces = text.split("[MASK]")
+    return pieces[0] + "".join(f + p for f, p in zip(fills, pieces[1:]))

@@ -1,0 +1,256 @@
+"""Training and evaluation of the small GLM on a text corpus.
+
+``train`` builds a :class:`CharTokenizer` from the text, splits it into a training head and a
+validation tail, and runs AdamW on random windows with GLM's blank-infilling objective
+(:func:`~openautoglm.glm.data.make_batch`). Every ``eval_every`` steps it records the mean
+training loss since the last record and the loss on fixed validation batches, and calls
+``callback(step, val_loss)``, which may return ``False`` to stop (Optuna pruning).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data import make_batch, sample_windows, split_text
+from .model import GLMConfig, GLMModel, check_inputs, glm_loss
+from .tokenizer import CharTokenizer
+
+#: ``callback(step, val_loss)``; returning ``False`` stops training.
+Callback = Callable[[int, float], "bool | None"]
+
+
+def _resolve_config(config: GLMConfig | Mapping[str, Any], tokenizer: CharTokenizer) -> GLMConfig:
+    if isinstance(config, Mapping):
+        config = GLMConfig(**{"vocab_size": tokenizer.vocab_size, **config})
+    if not isinstance(config, GLMConfig):
+        raise TypeError(f"config must be a GLMConfig or a dict of its fields, got {type(config)}")
+    if config.vocab_size < tokenizer.vocab_size:
+        raise ValueError(
+            f"GLMConfig.vocab_size={config.vocab_size} is smaller than the tokenizer's "
+            f"{tokenizer.vocab_size}: use vocab_size=tokenizer.vocab_size, or pass the config "
+            "as a dict without vocab_size"
+        )
+    return config
+
+
+def _lr_factor(step: int, steps: int, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def _batches_loss(model: GLMModel, batches: list[dict[str, torch.Tensor]]) -> float:
+    was_training = model.training
+    model.eval()
+    total, tokens = 0.0, 0.0
+    for b in batches:
+        logits = model(b["input_ids"], b["position_ids"], b["attention_mask"])
+        n = float(b["loss_mask"].sum())
+        total += float(glm_loss(logits, b["targets"], b["loss_mask"])) * n
+        tokens += n
+    model.train(was_training)
+    return total / max(tokens, 1.0)
+
+
+def _eval_batches(
+    model: GLMModel,
+    tokenizer: CharTokenizer,
+    text: str,
+    seq_len: int,
+    batch_size: int,
+    n_batches: int,
+    seed: int,
+    **mask_kw: float,
+) -> list[dict[str, torch.Tensor]]:
+    ids = tokenizer.encode(text)
+    seq_len = min(seq_len, len(ids))
+    rng = np.random.default_rng(seed)
+    batches = []
+    for _ in range(n_batches):
+        windows = sample_windows(ids, batch_size, seq_len, rng)
+        batch = make_batch(windows, tokenizer, rng, **mask_kw)
+        check_inputs(model.config, batch)
+        batches.append(batch)
+    return batches
+
+
+def evaluate(
+    model: GLMModel,
+    tokenizer: CharTokenizer,
+    text: str,
+    seq_len: int | None = None,
+    batch_size: int = 16,
+    n_batches: int = 4,
+    seed: int = 0,
+    mask_ratio: float = 0.15,
+    poisson_lambda: float = 3.0,
+    generation_ratio: float = 0.0,
+) -> dict[str, float]:
+    """Blank-infilling loss and perplexity on ``n_batches`` seeded random windows of ``text``.
+
+    The same arguments give the same windows and spans, so two models compare fairly.
+
+    Args:
+        model: a trained :class:`GLMModel`.
+        tokenizer: its tokenizer.
+        text: evaluation text (at least 2 characters).
+        seq_len: window length (default: ``min(model.config.max_len, 64)``).
+        batch_size: windows per batch.
+        n_batches: batches to average over.
+        seed: fixes the windows and spans.
+        mask_ratio: fraction of tokens blanked out.
+        poisson_lambda: mean span length.
+        generation_ratio: fraction of windows with the suffix (generation) objective.
+
+    Returns:
+        ``{"loss": mean cross-entropy per Part B token (nats), "perplexity": exp(loss),
+        "tokens": number of scored tokens}``.
+    """
+    if len(text) < 2:
+        raise ValueError("evaluate needs a text of at least 2 characters")
+    seq_len = min(model.config.max_len, 64) if seq_len is None else seq_len
+    if seq_len > model.config.max_len:
+        raise ValueError(f"seq_len={seq_len} exceeds GLMConfig.max_len={model.config.max_len}")
+    batches = _eval_batches(
+        model, tokenizer, text, seq_len, batch_size, n_batches, seed,
+        mask_ratio=mask_ratio, poisson_lambda=poisson_lambda, generation_ratio=generation_ratio,
+    )
+    loss = _batches_loss(model, batches)
+    tokens = float(sum(float(b["loss_mask"].sum()) for b in batches))
+    return {"loss": loss, "perplexity": math.exp(loss), "tokens": tokens}
+
+
+def _check_train_args(steps: int, batch_size: int, lr: float, seq_len: int, eval_every: int) -> None:
+    for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"train: {name} must be a positive int, got {value!r}")
+    if not isinstance(seq_len, int) or seq_len < 2:
+        raise ValueError(f"train: seq_len must be an int >= 2, got {seq_len!r}")
+    if not lr > 0:
+        raise ValueError(f"train: lr must be positive, got {lr!r}")
+
+
+def train(
+    config: GLMConfig | Mapping[str, Any],
+    text: str,
+    steps: int = 300,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    seed: int = 0,
+    seq_len: int = 64,
+    callback: Callback | None = None,
+    *,
+    tokenizer: CharTokenizer | None = None,
+    val_fraction: float = 0.1,
+    eval_every: int = 25,
+    eval_batches: int = 4,
+    mask_ratio: float = 0.15,
+    poisson_lambda: float = 3.0,
+    generation_ratio: float = 0.25,
+    weight_decay: float = 0.01,
+    warmup: int | None = None,
+    grad_clip: float = 1.0,
+) -> tuple[GLMModel, CharTokenizer, list[dict[str, Any]]]:
+    """Trains a GLM on ``text`` with autoregressive blank infilling.
+
+    Args:
+        config: a :class:`GLMConfig`, or a dict of its fields (``vocab_size`` then defaults to
+            the tokenizer's).
+        text: the corpus, e.g. ``load_corpus(max_chars=200_000)``.
+        steps: optimizer steps.
+        batch_size: windows per step.
+        lr: peak AdamW learning rate (linear warm-up, cosine decay to 10%).
+        seed: fixes initialisation, windows and spans.
+        seq_len: window length in characters (at most ``config.max_len``).
+        callback: ``callback(step, val_loss)`` after each evaluation; ``False`` stops training.
+        tokenizer: reuse a tokenizer (default: built from ``text``).
+        val_fraction: tail of ``text`` held out for validation.
+        eval_every: steps between evaluations (also evaluated at step 0 and at the end).
+        eval_batches: validation batches of ``batch_size`` windows.
+        mask_ratio: fraction of tokens blanked out.
+        poisson_lambda: mean span length.
+        generation_ratio: fraction of windows with the suffix objective (teaches ``generate``).
+        weight_decay: AdamW weight decay.
+        warmup: warm-up steps (default: 5% of ``steps``).
+        grad_clip: gradient-norm clip.
+
+    Returns:
+        ``(model, tokenizer, history)``; the model is in eval mode. ``history`` holds one dict
+        per evaluation: ``step``, ``train_loss`` (mean since the previous record; at step 0 the
+        loss of the first training batch before any update), ``val_loss`` and ``elapsed`` (s).
+
+    Raises:
+        ValueError: for bad arguments, or a text too short for ``seq_len``.
+    """
+    _check_train_args(steps, batch_size, lr, seq_len, eval_every)
+    tokenizer = CharTokenizer.from_text(text) if tokenizer is None else tokenizer
+    config = _resolve_config(config, tokenizer)
+    if seq_len > config.max_len:
+        raise ValueError(f"seq_len={seq_len} exceeds GLMConfig.max_len={config.max_len}")
+    train_text, val_text = split_text(text, val_fraction)
+    train_ids = np.asarray(tokenizer.encode(train_text))
+    if len(train_ids) < seq_len or len(val_text) < 2:
+        raise ValueError(
+            f"text of {len(text)} characters is too short for seq_len={seq_len}: "
+            "use more text or a smaller seq_len"
+        )
+    torch.manual_seed(seed)
+    model = GLMModel(config)
+    rng = np.random.default_rng(seed)
+    mask_kw = {"mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda}
+    val = _eval_batches(
+        model, tokenizer, val_text, seq_len, batch_size, eval_batches, seed + 1,
+        generation_ratio=generation_ratio, **mask_kw,
+    )
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=(0.9, 0.98),
+    )
+    warmup = max(1, steps // 20) if warmup is None else max(1, warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: _lr_factor(s, steps, warmup)
+    )
+
+    def next_batch() -> dict[str, torch.Tensor]:
+        windows = sample_windows(train_ids, batch_size, seq_len, rng)
+        return make_batch(windows, tokenizer, rng, generation_ratio=generation_ratio, **mask_kw)
+
+    start = time.perf_counter()
+    batch = next_batch()
+    history = [{"step": 0, "train_loss": _batches_loss(model, [batch]),
+                "val_loss": _batches_loss(model, val), "elapsed": 0.0}]
+    stop = callback is not None and callback(0, history[0]["val_loss"]) is False
+    model.train()
+    losses: list[float] = []
+    step = 0
+    while not stop and step < steps:
+        logits = model(batch["input_ids"], batch["position_ids"], batch["attention_mask"])
+        loss = glm_loss(logits, batch["targets"], batch["loss_mask"])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        step += 1
+        if step % eval_every == 0 or step == steps:
+            record = {"step": step, "train_loss": float(np.mean(losses)),
+                      "val_loss": _batches_loss(model, val),
+                      "elapsed": time.perf_counter() - start}
+            history.append(record)
+            losses = []
+            stop = callback is not None and callback(step, record["val_loss"]) is False
+        if step < steps:
+            batch = next_batch()
+    model.eval()
+    return model, tokenizer, history
