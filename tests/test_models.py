@@ -251,3 +251,77 @@ def test_get_model_binds_router_to_the_calling_task(fixed_models):
         assert M.get_model("m-auto") is router
     finally:
         M.unregister_model("m-auto")
+
+
+# --- local GLM checkpoints ---------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_glm():
+    torch = pytest.importorskip("torch")
+    from openautoglm import glm
+
+    torch.set_num_threads(1)
+    text = glm.load_corpus(max_chars=20_000)
+    model, tokenizer, _ = glm.train({"n_layers": 1, "hidden": 16, "heads": 2, "max_len": 64},
+                                    text, steps=5, batch_size=4, seq_len=32, eval_every=5)
+    return model, tokenizer
+
+
+@pytest.mark.parametrize("name", ["m.pt", "m.safetensors", "m_dir"])
+def test_save_and_load_glm_round_trip(tiny_glm, tmp_path, name):
+    import torch
+
+    model, tokenizer = tiny_glm
+    path = M.save_glm(tmp_path / name, model, tokenizer, extra={"trial": 3})
+    loaded, tok2, config = M.load_glm(path)
+    assert config == model.config and tok2 == tokenizer
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    a = M.get_model(str(path))
+    try:
+        assert isinstance(a, M.GLMModel)
+        assert a.generate("The ", max_new_tokens=8) == M.GLMModel(model, tokenizer, model.config).generate(
+            "The ", max_new_tokens=8)
+    finally:
+        M._INSTANCES.pop(str(path), None)
+
+
+def test_pt_export_is_tensors_and_strings_only(tiny_glm, tmp_path):
+    """The .pt export loads under torch's weights-only unpickler: no arbitrary objects inside."""
+    import torch
+
+    path = M.save_glm(tmp_path / "w.pt", *tiny_glm)
+    blob = torch.load(path, weights_only=True)
+    assert set(blob) == {"meta", "state_dict"} and isinstance(blob["meta"], str)
+
+
+def test_pickle_paths_are_refused(tiny_glm, tmp_path):
+    with pytest.raises(ValueError, match="refusing to write a pickle"):
+        M.save_glm(tmp_path / "m.pkl", *tiny_glm)
+    assert not (tmp_path / "m.pkl").exists()
+    (tmp_path / "evil.pkl").write_bytes(b"not read")
+    with pytest.raises(ValueError, match="pickled models are not loaded"):
+        M.load_glm(tmp_path / "evil.pkl")
+
+
+def test_foreign_pt_file_is_refused(tmp_path):
+    import torch
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an openautoglm GLM export"):
+        M.load_glm(tmp_path / "other.pt")
+
+
+def test_builtin_glm_is_trained_once_then_cached(tmp_path, monkeypatch):
+    import torch
+
+    torch.set_num_threads(1)
+    monkeypatch.setenv(M.ENV_CACHE, str(tmp_path))
+    path = M.glm_checkpoint("glm-tiny")
+    assert path.parent == tmp_path and (path / "model.safetensors").is_file()
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert M.glm_checkpoint("glm-tiny") == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # not retrained
+    model = M.GLMModel.from_checkpoint(path)
+    assert isinstance(model.generate("The ", max_new_tokens=4), str)
+    with pytest.raises(ValueError, match="glm-small"):
+        M.glm_checkpoint("glm-huge")

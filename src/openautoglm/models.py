@@ -9,7 +9,8 @@ hint (seconds per call, used by routing) and ``available() -> bool``. A pipeline
 1. a registered name (``register_model(name, factory)``); built in: ``"glm-small"`` and
    ``"glm-tiny"``, character-level GLMs trained on the shipped pydoc corpus the first time they
    are asked for and cached under :func:`cache_dir`;
-2. a path to a GLM checkpoint written by ``openautoglm.glm.save_checkpoint``;
+2. a path to a GLM checkpoint directory (``openautoglm.glm.save_checkpoint``) or an export
+   written by :func:`save_glm` (``.pt`` of tensors only, or ``.safetensors``);
 3. ``"api:<model-id>"``: a :class:`ChatCompletionsModel` for ``<model-id>`` whose base URL and
    key come from ``OPENAUTOGLM_API_BASE`` / ``OPENAUTOGLM_API_KEY``.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -147,7 +149,7 @@ def get_model(name: str, task: str | None = None) -> Model:
             model = _FACTORIES[name]()
         elif name.startswith("api:") and len(name) > 4:
             model = ChatCompletionsModel(name[4:])
-        elif Path(name).expanduser().is_file():
+        elif Path(name).expanduser().is_file() or (Path(name).expanduser() / "config.json").is_file():
             model = GLMModel.from_checkpoint(Path(name).expanduser())
         else:
             raise ValueError(
@@ -178,9 +180,9 @@ GLM_PRESETS: dict[str, dict[str, Any]] = {
     # about 3 s: enough to produce character soup, for tests and demos
     "glm-tiny": {"model": {"n_layers": 1, "hidden": 32, "heads": 2, "max_len": 128},
                  "train": {"steps": 40, "batch_size": 8, "seq_len": 64, "lr": 3e-3}},
-    # about 30 s: recognisable words and Python-doc spacing
+    # about 30 s on one thread
     "glm-small": {"model": {"n_layers": 2, "hidden": 64, "heads": 4, "max_len": 256},
-                  "train": {"steps": 300, "batch_size": 16, "seq_len": 96, "lr": 3e-3}},
+                  "train": {"steps": 500, "batch_size": 16, "seq_len": 96, "lr": 3e-3}},
 }
 
 
@@ -190,10 +192,10 @@ def glm_checkpoint(preset: str, directory: str | Path | None = None, seed: int =
     Args:
         preset: a key of :data:`GLM_PRESETS`.
         directory: cache directory (default :func:`cache_dir`).
-        seed: training seed (part of the file name).
+        seed: training seed (part of the name).
 
     Returns:
-        The checkpoint path.
+        The checkpoint directory (as written by ``openautoglm.glm.save_checkpoint``).
 
     Raises:
         ValueError: unknown preset.
@@ -203,20 +205,105 @@ def glm_checkpoint(preset: str, directory: str | Path | None = None, seed: int =
     from openautoglm import glm
 
     directory = Path(directory) if directory is not None else cache_dir()
-    path = directory / f"{preset}-seed{seed}.pt"
-    if path.is_file():
+    path = directory / f"{preset}-seed{seed}"
+    if (path / "config.json").is_file():
         return path
     directory.mkdir(parents=True, exist_ok=True)
     recipe = GLM_PRESETS[preset]
     text = glm.load_corpus("pydoc")
     # A dict config takes its vocab_size from the tokenizer train() builds.
     model, tokenizer, _ = glm.train(dict(recipe["model"]), text, seed=seed, **recipe["train"])
-    config = model.config
-    # Write then rename, so a concurrent reader never sees half a file.
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    glm.save_checkpoint(tmp, model, tokenizer, config)
-    os.replace(tmp, path)
+    # Write then rename, so a concurrent reader never sees half a checkpoint.
+    tmp = directory / f".{preset}-seed{seed}.tmp{os.getpid()}-{threading.get_ident()}"
+    glm.save_checkpoint(tmp, model, tokenizer, extra={"preset": preset, "recipe": recipe})
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process won the race: keep its checkpoint
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+_EXPORT_FORMAT = "openautoglm.glm.export/1"
+
+
+def save_glm(path: str | Path, model: Any, tokenizer: Any, extra: dict[str, Any] | None = None) -> Path:
+    """Write a GLM as weights plus config, never as a pickle of objects.
+
+    ``.safetensors``: tensors, with config and tokenizer as JSON metadata. ``.pt``/``.pth``:
+    ``torch.save`` of a dict holding only tensors, strings and numbers, which loads with
+    ``torch.load(weights_only=True)``. Any other path: a checkpoint directory
+    (``openautoglm.glm.save_checkpoint``).
+
+    Raises:
+        ValueError: a ``.pkl``/``.pickle`` path (pickles of objects are refused).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle"):
+        raise ValueError(f"{path}: refusing to write a pickle (loading one can run arbitrary code); "
+                         "use a .pt (tensors only), .safetensors or a directory path instead")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": _EXPORT_FORMAT, "config": model.config.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "extra": extra or {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
+        save_file(state, str(path), metadata={"openautoglm": json.dumps(meta)})
+    elif suffix in (".pt", ".pth"):
+        import torch
+
+        torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
+    else:
+        from openautoglm import glm
+
+        glm.save_checkpoint(path, model, tokenizer, extra=extra)
+    return path
+
+
+def load_glm(path: str | Path) -> tuple[Any, Any, Any]:
+    """Load what :func:`save_glm` wrote; never unpickles objects.
+
+    Returns:
+        ``(model, tokenizer, config)``, the model in eval mode.
+
+    Raises:
+        ValueError: a pickle path, or a file that is not an openautoglm export.
+        FileNotFoundError: nothing at ``path``.
+    """
+    from openautoglm import glm
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle"):
+        raise ValueError(f"{path}: pickled models are not loaded; export weights as .pt/.safetensors")
+    if path.is_dir():
+        return glm.load_checkpoint(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model at {path}")
+    if suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("openautoglm")
+        state = load_file(str(path))
+    elif suffix in (".pt", ".pth"):
+        import torch
+
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        raw = blob.get("meta") if isinstance(blob, dict) else None
+        state = blob.get("state_dict") if isinstance(blob, dict) else None
+    else:
+        raise ValueError(f"{path}: unknown model file type; use .pt, .safetensors or a checkpoint directory")
+    meta = json.loads(raw) if raw else {}
+    if meta.get("format") != _EXPORT_FORMAT or state is None:
+        raise ValueError(f"{path} is not an openautoglm GLM export (format {meta.get('format')!r})")
+    config = glm.GLMConfig(**meta["config"])
+    model = glm.GLMModel(config)
+    model.load_state_dict(state)
+    model.eval()
+    return model, glm.CharTokenizer.from_dict(meta["tokenizer"]), config
 
 
 class GLMModel:
@@ -240,19 +327,15 @@ class GLMModel:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, name: str | None = None) -> GLMModel:
-        """Load a checkpoint written by ``openautoglm.glm.save_checkpoint`` (weights only)."""
-        from openautoglm import glm
-
+        """Load a checkpoint directory or an export of :func:`save_glm` (weights only)."""
         path = Path(path)
-        if path.suffix == ".pkl":
-            raise ValueError(f"{path}: pickled models are not loaded; export weights with save_checkpoint")
-        model, tokenizer, config = glm.load_checkpoint(path)
+        model, tokenizer, config = load_glm(path)
         return cls(model, tokenizer, config, name=name or path.stem)
 
     def available(self) -> bool:
         return True
 
-    def generate(self, prompt: str, max_new_tokens: int = 64, temperature: float = 0.8,
+    def generate(self, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
                  seed: int | None = 0, **_: Any) -> str:
         """Continue ``prompt``; returns only the new text."""
         from openautoglm import glm
@@ -261,12 +344,14 @@ class GLMModel:
             return glm.generate(self.model, self.tokenizer, prompt, max_new_tokens=max_new_tokens,
                                 temperature=temperature, seed=seed)
 
-    def fill_blank(self, text: str) -> str:
-        """Fill the ``[MASK]`` spans of ``text`` (GLM blank infilling)."""
+    def fill_blank(self, text: str, max_new_tokens: int = 16, temperature: float = 0.0,
+                   seed: int | None = 0) -> str:
+        """Fill every ``[MASK]`` of ``text`` (GLM blank infilling); returns the completed text."""
         from openautoglm import glm
 
         with self._lock:
-            return glm.fill_blank(self.model, self.tokenizer, text)
+            return glm.fill_blank(self.model, self.tokenizer, text, max_new_tokens=max_new_tokens,
+                                  temperature=temperature, seed=seed)
 
 
 def _preset_factory(preset: str) -> Callable[[], Model]:
