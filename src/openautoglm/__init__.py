@@ -4,6 +4,27 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # --- core: graphs, clusters, schedules, classic schedulers ---
+from openautoglm.cluster import Cluster
+from openautoglm.graph import CycleError, TaskGraph, load_wfcommons, random_dag
+from openautoglm.schedulers import (
+    CPOPScheduler,
+    CriticalPathScheduler,
+    FIFOScheduler,
+    HEFTScheduler,
+    RandomScheduler,
+    Scheduler,
+    available_policies,
+    get_scheduler,
+    register_scheduler,
+    schedule,
+)
+from openautoglm.simulate import (
+    InvalidScheduleError,
+    Placement,
+    Schedule,
+    list_schedule,
+    lower_bound,
+)
 # --- pipelines ---
 # --- learned scheduler ---
 # --- execution and history ---
@@ -13,6 +34,26 @@ __version__ = "0.1.0"
 __all__ = [
     "__version__",
     # --- core ---
+    "TaskGraph",
+    "CycleError",
+    "load_wfcommons",
+    "random_dag",
+    "Cluster",
+    "Schedule",
+    "Placement",
+    "InvalidScheduleError",
+    "lower_bound",
+    "list_schedule",
+    "schedule",
+    "Scheduler",
+    "register_scheduler",
+    "get_scheduler",
+    "available_policies",
+    "HEFTScheduler",
+    "CPOPScheduler",
+    "CriticalPathScheduler",
+    "FIFOScheduler",
+    "RandomScheduler",
     # --- pipelines ---
     # --- learned scheduler ---
     # --- execution and history ---
