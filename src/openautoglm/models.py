@@ -127,6 +127,24 @@ def list_models() -> list[str]:
         return sorted(_FACTORIES)
 
 
+def check_model_name(name: str) -> None:
+    """Raise the error :func:`get_model` would raise for ``name``, without building the model.
+
+    >>> check_model_name("glm-small")
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"model must be a non-empty string, got {name!r}")
+    p = Path(name).expanduser()
+    if name in _FACTORIES or name in _INSTANCES or (name.startswith("api:") and len(name) > 4) \
+            or p.is_file() or (p / "config.json").is_file():
+        return
+    raise ValueError(
+        f"unknown model {name!r}: use a registered name ({', '.join(list_models()) or 'none'}), "
+        "a path to a GLM checkpoint, or 'api:<model-id>' for an OpenAI-style server "
+        f"(set {ENV_API_BASE} and {ENV_API_KEY})"
+    )
+
+
 def get_model(name: str, task: str | None = None) -> Model:
     """Resolve ``name`` to a model (registered name, checkpoint path, or ``api:<model-id>``).
 
@@ -152,11 +170,8 @@ def get_model(name: str, task: str | None = None) -> Model:
         elif Path(name).expanduser().is_file() or (Path(name).expanduser() / "config.json").is_file():
             model = GLMModel.from_checkpoint(Path(name).expanduser())
         else:
-            raise ValueError(
-                f"unknown model {name!r}: use a registered name ({', '.join(list_models()) or 'none'}), "
-                "a path to a GLM checkpoint, or 'api:<model-id>' for an OpenAI-style server "
-                f"(set {ENV_API_BASE} and {ENV_API_KEY})"
-            )
+            check_model_name(name)
+            raise AssertionError("unreachable")  # pragma: no cover
         _INSTANCES[name] = model
     if task is not None and isinstance(model, ModelRouter):
         return model.for_task(task)
@@ -414,7 +429,8 @@ class ChatCompletionsModel:
 
         Args:
             prompt: the user message.
-            **params: passed through in the JSON body (``temperature``, ``max_tokens``...).
+            **params: passed through in the JSON body (``temperature``, ``max_tokens``...);
+                ``max_new_tokens`` is sent as ``max_tokens``.
 
         Raises:
             ModelError: no base URL configured; or a subclass: ``ModelHTTPError`` (status
@@ -422,6 +438,8 @@ class ChatCompletionsModel:
         """
         if not self.base_url:
             raise ModelError(f"{self.name}: no base URL; pass base_url=... or set {ENV_API_BASE}")
+        if "max_new_tokens" in params:  # the local models' name for the OpenAI field
+            params["max_tokens"] = params.pop("max_new_tokens")
         messages = ([{"role": "system", "content": self.system}] if self.system else [])
         messages.append({"role": "user", "content": prompt})
         body = json.dumps({"model": self.model, "messages": messages, **params}).encode()
