@@ -33,11 +33,19 @@ class HEFTScheduler(Scheduler):
         insertion: fill idle gaps (the paper's policy; default True).
         cores, shares: optional per-task core counts or worker shares, passed to
             :func:`~openautoglm.simulate.list_schedule` (default: one core per task).
+        comm_factor: multiplies ``size / bandwidth`` in the ranks. 1 (default) is the paper's
+            mean over pairs of different workers. anrg-saga 2.0.2 averages over its undirected
+            network edges including self links, i.e. ``(W - 1) / (W + 1)`` for W workers; pass
+            that to reproduce saga's HeftScheduler exactly (``tests/test_saga_crosscheck.py``).
     """
 
     name = "heft"
 
-    def __init__(self, insertion: bool = True, cores: Any = None, shares: Any = None) -> None:
+    def __init__(self, insertion: bool = True, cores: Any = None, shares: Any = None,
+                 comm_factor: float = 1.0) -> None:
+        if not comm_factor >= 0:
+            raise ValueError(f"comm_factor must be >= 0, got {comm_factor!r}")
+        self.comm_factor = float(comm_factor)
         self.insertion = insertion
         self.cores = cores
         self.shares = shares
@@ -45,6 +53,6 @@ class HEFTScheduler(Scheduler):
     def schedule(self, graph: TaskGraph, cluster: Cluster) -> Schedule:
         """Plan ``graph`` on ``cluster``; deterministic."""
         wbar, cbar = mean_costs(graph, cluster)
-        rank = upward_rank(graph, wbar, cbar)
+        rank = upward_rank(graph, wbar, cbar * self.comm_factor)
         return list_schedule(graph, cluster, rank, cores=self.cores, shares=self.shares,
                              insertion=self.insertion)
