@@ -107,10 +107,11 @@ class Engine:
         from distributed import Client, LocalCluster
 
         self.progress = progress
+        self._dashboard = dashboard
         self.speeds = speeds
         self.cluster = None
         if address is None:
-            n_workers = n_workers or min(4, os.cpu_count() or 1)
+            n_workers = min(4, os.cpu_count() or 1) if n_workers is None else n_workers
             if n_workers < 1 or threads_per_worker < 1:
                 raise ValueError(f"n_workers={n_workers} and threads_per_worker="
                                  f"{threads_per_worker} must be >= 1")
@@ -121,7 +122,8 @@ class Engine:
                 self.cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker,
                     processes=processes, resources=res,
-                    dashboard_address=":0" if dashboard else None,
+                    # A random port: several engines (and users) on one machine do not collide.
+                    dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard},
                 )
             self.client = Client(self.cluster)
         else:
@@ -150,6 +152,8 @@ class Engine:
     @property
     def dashboard_link(self) -> str | None:
         """The Dask dashboard's URL (``None`` when it is not served)."""
+        if self.cluster is not None and not self._dashboard:
+            return None
         try:
             info = self.client.scheduler_info()
             return self.client.dashboard_link if info.get("services", {}).get("dashboard") else None
