@@ -26,6 +26,8 @@ from openautoglm.simulate import (
     lower_bound,
 )
 # --- pipelines ---
+from openautoglm.pipeline import Pipeline, PipelineError, Task, TaskFailedError
+from openautoglm.schedulers.milp import MILPScheduler
 # --- learned scheduler ---
 # --- execution and history ---
 # --- GLM workloads and ops ---
@@ -55,6 +57,11 @@ __all__ = [
     "FIFOScheduler",
     "RandomScheduler",
     # --- pipelines ---
+    "Pipeline",
+    "Task",
+    "PipelineError",
+    "TaskFailedError",
+    "MILPScheduler",
     # --- learned scheduler ---
     # --- execution and history ---
     # --- GLM workloads and ops ---
