@@ -1,0 +1,471 @@
+"""AutoTrainer: Bayesian hyper-parameter search over GLM training, executed as planned task graphs.
+
+A search runs in *waves*. Each wave asks Optuna (TPE sampler) for ``search.parallel`` trials
+and turns them into one pipeline, three tasks per trial::
+
+    corpus --> prepare-3 --> train-3 --> evaluate-3
+          \\--> prepare-4 --> train-4 --> evaluate-4     (trials of very different cost)
+
+``train-N`` carries a cost hint from the model size x steps, so the engine's scheduler (HEFT,
+GNN, ...) packs long and short trials onto the workers; ``cluster.policy: dask`` submits the
+same tasks to Dask with no plan, ``sequential`` runs the trials one after another here.
+Training reports the validation loss to Optuna every ``training.eval_every`` steps and stops
+when the pruner (median) says the trial is hopeless. With an engine, per-task times go to the
+:class:`~openautoglm.history.History` (``output_dir/history.sqlite``).
+
+The study lives in Optuna storage (``search.storage``, SQLite): a search that is killed and
+started again keeps every finished trial, re-runs the trials that were cut off, and runs only
+what is left of ``search.trials``. Each finished trial's weights are kept in
+``output_dir/trials/`` so :meth:`AutoTrainer.export` works after a resume.
+
+Tests: tests/test_autotrain.py (the resume test kills a real search process).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from openautoglm.autotrain_config import AutoTrainConfig, Range, load_config
+from openautoglm.evaluate import score
+
+if TYPE_CHECKING:
+    import optuna
+    import pandas as pd
+
+    from openautoglm.pipeline import Pipeline
+
+__all__ = ["AutoTrainer", "trial_cost"]
+
+_METRIC_KEY = {"bleu": "bleu", "rouge-1": "rouge1", "rouge-2": "rouge2", "rouge-l": "rougeL"}
+
+
+def trial_cost(params: dict[str, Any], seq_len: int, vocab: int = 100) -> float:
+    """Cost hint in seconds for training one trial on one core (measured on a 2-core machine).
+
+    About 10 ms per step plus 10 ms per layer per step (Python and small kernels), plus
+    1.5e-10 s per parameter per token (a tiny model's matrix products).
+
+    >>> round(trial_cost({"n_layers": 2, "hidden": 64, "steps": 100, "batch_size": 8}, 64), 2)
+    3.8
+    """
+    layers, hidden = int(params["n_layers"]), int(params["hidden"])
+    n_params = 12 * layers * hidden ** 2 + vocab * hidden
+    per_step = 0.01 + 0.01 * layers + 1.5e-10 * n_params * int(params["batch_size"]) * seq_len
+    return float(int(params["steps"]) * per_step)
+
+
+@dataclass
+class _Trial:
+    number: int
+    params: dict[str, Any]
+    handle: Any  # the optuna Trial
+
+
+class AutoTrainer:
+    """Bayesian search over GLM shapes and training settings (see the module docstring).
+
+    Args:
+        config_path: a YAML file in the :mod:`openautoglm.autotrain_config` schema.
+        config: instead of a file, a dict or an ``AutoTrainConfig``.
+        engine: an :class:`~openautoglm.executor.Engine` to run on (default: one built from
+            the ``cluster`` section for the length of each :meth:`search`).
+
+    Raises:
+        AutoTrainConfigError: an invalid configuration, naming the field and allowed values.
+
+    Example:
+        >>> trainer = AutoTrainer(config={"search": {"trials": 4}, "metric": "loss"})
+        >>> trainer.config.direction
+        'minimize'
+    """
+
+    def __init__(self, config_path: str | Path | None = None, *,
+                 config: dict[str, Any] | AutoTrainConfig | None = None, engine: Any = None) -> None:
+        if (config_path is None) == (config is None):
+            raise ValueError("give exactly one of config_path='config.yaml' or config={...}")
+        self.config = load_config(config_path if config_path is not None else config)  # type: ignore[arg-type]
+        self.engine = engine
+        self._study: optuna.Study | None = None
+        self._text: str | None = None
+        self.wave_times: list[float] = []
+
+    # --- study ---------------------------------------------------------------------------
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.config.output_dir)
+
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study (created, or loaded from ``search.storage`` to resume)."""
+        if self._study is None:
+            import optuna
+
+            s = self.config.search
+            sampler = (optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=max(2, min(10, s.trials // 3)))
+                       if s.sampler == "tpe" else optuna.samplers.RandomSampler(seed=s.seed))
+            pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+                      if s.pruner == "median" else optuna.pruners.NopPruner())
+            storage = s.storage
+            if storage is not None and not storage.startswith("sqlite:"):
+                Path(storage).parent.mkdir(parents=True, exist_ok=True)
+                storage = f"sqlite:///{Path(storage).resolve()}"
+            self._study = optuna.create_study(
+                storage=storage, study_name=s.study_name, sampler=sampler, pruner=pruner,
+                direction=self.config.direction, load_if_exists=True)
+            if self._study.direction.name.lower() != self.config.direction:
+                raise ValueError(f"study {s.study_name!r} in {storage} was made to "
+                                 f"{self._study.direction.name.lower()}, but metric "
+                                 f"{self.config.metric!r} needs {self.config.direction}; use another "
+                                 "search.study_name or storage")
+        return self._study
+
+    def _finished(self) -> int:
+        from optuna.trial import TrialState
+
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+    def _requeue_interrupted(self) -> int:
+        """Trials left RUNNING by a killed search: mark them failed and queue their params again."""
+        from optuna.trial import TrialState
+
+        stale = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        for t in stale:
+            self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            self.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        return len(stale)
+
+    # --- search --------------------------------------------------------------------------
+    def search(self, trials: int | None = None, timeout_s: float | None = None) -> pd.DataFrame:
+        """Run trials until the study holds ``trials`` finished ones (or the time is up).
+
+        Args:
+            trials: total finished (complete or pruned) trials wanted in the study, resumed
+                ones included; default ``search.trials``.
+            timeout_s: stop starting new waves after this many seconds; default ``search.timeout_s``.
+
+        Returns:
+            The results table (see :meth:`results`).
+        """
+        import torch
+
+        wanted = self.config.search.trials if trials is None else int(trials)
+        budget = self.config.search.timeout_s if timeout_s is None else timeout_s
+        self._requeue_interrupted()
+        self.output_dir.joinpath("trials").mkdir(parents=True, exist_ok=True)
+        policy = self.config.cluster.policy
+        engine, owned = self._engine() if policy != "sequential" else (None, False)
+        history = None
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.config.cluster.threads_per_worker)
+        try:
+            if engine is not None and policy != "dask":
+                from openautoglm.history import History
+
+                history = History(self.output_dir / "history.sqlite")
+            start = time.perf_counter()
+            while (left := wanted - self._finished()) > 0:
+                if budget is not None and time.perf_counter() - start > budget:
+                    break
+                wave = [self._ask() for _ in range(min(left, self.config.search.parallel))]
+                t0 = time.perf_counter()
+                outcomes = self._run_wave(wave, engine, history)
+                self.wave_times.append(time.perf_counter() - t0)
+                for trial, outcome in zip(wave, outcomes):
+                    self._tell(trial, outcome)
+        finally:
+            torch.set_num_threads(threads)
+            if history is not None:
+                history.close()
+            if owned:
+                engine.close()
+        return self.results()
+
+    def _engine(self) -> tuple[Any, bool]:
+        if self.engine is not None:
+            return self.engine, False
+        from openautoglm.executor import Engine
+
+        c = self.config.cluster
+        if c.address:
+            return Engine(address=c.address, progress=False), True
+        return Engine(n_workers=c.n_workers, threads_per_worker=c.threads_per_worker,
+                      processes=False, dashboard=False, progress=False), True
+
+    def _ask(self) -> _Trial:
+        trial = self.study.ask()
+        params: dict[str, Any] = {}
+        for name, spec in self.config.search_space().items():
+            integer = name in ("n_layers", "hidden", "heads", "steps", "batch_size")
+            if isinstance(spec, Range):
+                if integer or spec.is_int and name != "lr":
+                    params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log,
+                                                     step=int(spec.step or 1))
+                else:
+                    params[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.log, step=spec.step)
+            elif isinstance(spec, list) and len(spec) > 1:
+                params[name] = trial.suggest_categorical(name, spec)
+            else:
+                value = spec[0] if isinstance(spec, list) else spec
+                params[name] = value
+                trial.set_user_attr(name, value)
+            if integer:
+                params[name] = int(params[name])
+        return _Trial(trial.number, params, trial)
+
+    def _tell(self, trial: _Trial, outcome: dict[str, Any]) -> None:
+        from optuna.trial import TrialState
+
+        handle = trial.handle
+        for key in ("seconds", "train_seconds", "steps_run"):
+            if key in outcome:
+                handle.set_user_attr(key, outcome[key])
+        if outcome.get("error"):
+            handle.set_user_attr("error", outcome["error"][:500])
+            self.study.tell(handle, state=TrialState.FAIL)
+        elif outcome.get("pruned"):
+            self.study.tell(handle, state=TrialState.PRUNED)
+        else:
+            self.study.tell(handle, outcome["value"])
+
+    # --- one wave as a pipeline ----------------------------------------------------------
+    def _corpus(self) -> str:
+        if self._text is None:
+            d = self.config.data
+            if d.path is not None:
+                text = Path(d.path).expanduser().read_text(encoding="utf-8")
+                self._text = text[: d.max_chars] if d.max_chars else text
+            else:
+                from openautoglm import glm
+
+                self._text = glm.load_corpus(d.corpus or "pydoc", max_chars=d.max_chars)
+        return self._text
+
+    def wave_pipeline(self, wave: list[_Trial]) -> Pipeline:
+        """The pipeline of one wave: ``prepare-N -> train-N -> evaluate-N`` per trial."""
+        from openautoglm.pipeline import Pipeline, Task
+
+        seq_len = self.config.training.seq_len
+        tasks = []
+        for t in wave:
+            n = t.number
+            tasks += [
+                Task(f"prepare-{n}", func=self._prepare, input_key="corpus", output_key=f"data-{n}", cost=0.05),
+                Task(f"train-{n}", func=_bind(self._train, t), input_key=f"data-{n}",
+                     output_key=f"model-{n}", cost=trial_cost(t.params, seq_len)),
+                Task(f"evaluate-{n}", func=_bind(self._evaluate, t), input_key=f"model-{n}",
+                     output_key=f"outcome-{n}", cost=0.3 if self.config.metric == "loss" else 1.0),
+            ]
+        return Pipeline("autotrain-wave", tasks)
+
+    def _run_wave(self, wave: list[_Trial], engine: Any, history: Any) -> list[dict[str, Any]]:
+        pipeline = self.wave_pipeline(wave)
+        inputs = {"corpus": self._corpus()}
+        policy = self.config.cluster.policy
+        if policy == "sequential":
+            values = pipeline.run(**inputs)
+        elif policy == "dask":
+            values = _run_plain_dask(engine.client, pipeline, inputs)
+        else:
+            values = engine.run(pipeline, policy=policy, inputs=inputs, history=history)
+        return [values[f"outcome-{t.number}"] for t in wave]
+
+    def _prepare(self, text: str) -> dict[str, Any]:
+        from openautoglm import glm
+
+        train_text, val_text = glm.split_text(text, self.config.data.val_fraction)
+        return {"text": text, "val_text": val_text, "examples": self._examples(val_text)}
+
+    def _examples(self, val: str) -> list[tuple[str, str]]:
+        """Held-out (input, reference) pairs for text metrics, at fixed positions."""
+        e = self.config.evaluation
+        span = e.prompt_chars + e.target_chars
+        if len(val) <= span:
+            raise ValueError(f"validation text of {len(val)} characters is too short for "
+                             f"evaluation.prompt_chars + target_chars = {span}")
+        starts = np.linspace(0, len(val) - span - 1, e.examples).astype(int)
+        if self.config.task == "text-generation":
+            return [(val[s:s + e.prompt_chars], val[s + e.prompt_chars:s + span]) for s in starts]
+        half = e.prompt_chars // 2
+        return [(val[s:s + half] + "[MASK]" + val[s + half + e.target_chars:s + span],
+                 val[s + half:s + half + e.target_chars]) for s in starts]
+
+    def _train(self, trial: _Trial, data: dict[str, Any]) -> dict[str, Any]:
+        from optuna import TrialPruned
+
+        from openautoglm import glm
+
+        p, tr = trial.params, self.config.training
+        sign = 1.0 if self.config.direction == "minimize" else -1.0
+        state = {"pruned": False, "steps": 0}
+
+        def report(step: int, val_loss: float) -> bool:
+            state["steps"] = step
+            if step == 0 or not math.isfinite(val_loss):
+                return math.isfinite(val_loss)
+            trial.handle.report(sign * val_loss, step)
+            if trial.handle.should_prune():
+                state["pruned"] = True
+                return False
+            return True
+
+        start = time.perf_counter()
+        try:
+            model, tokenizer, hist = glm.train(
+                {"n_layers": p["n_layers"], "hidden": p["hidden"], "heads": p["heads"],
+                 "max_len": self.config.model_space.max_len, "dropout": float(p["dropout"])},
+                data["text"], steps=p["steps"], batch_size=p["batch_size"], lr=float(p["lr"]),
+                seed=self.config.search.seed, seq_len=tr.seq_len, callback=report,
+                val_fraction=self.config.data.val_fraction, eval_every=tr.eval_every)
+        except TrialPruned:  # pragma: no cover - the callback stops instead of raising
+            state["pruned"] = True
+            return {"pruned": True}
+        except Exception as err:  # noqa: BLE001 - one bad trial must not end the wave
+            return {"error": f"{type(err).__name__}: {err}"}
+        return {"model": model, "tokenizer": tokenizer, "history": hist, "data": data,
+                "pruned": state["pruned"], "steps_run": state["steps"],
+                "train_seconds": time.perf_counter() - start}
+
+    def _evaluate(self, trial: _Trial, trained: dict[str, Any]) -> dict[str, Any]:
+        from openautoglm import glm
+        from openautoglm.models import save_glm
+
+        out = {k: trained[k] for k in ("pruned", "error", "train_seconds", "steps_run") if k in trained}
+        if trained.get("error") or trained.get("pruned"):
+            return out
+        model, tok, data = trained["model"], trained["tokenizer"], trained["data"]
+        start = time.perf_counter()
+        try:
+            if self.config.metric == "loss":
+                value = glm.evaluate(model, tok, data["val_text"], seq_len=self.config.training.seq_len,
+                                     batch_size=8, n_batches=4, seed=self.config.search.seed)["loss"]
+            else:
+                value = self._text_metric(model, tok, data["examples"])
+        except Exception as err:  # noqa: BLE001
+            return {**out, "error": f"{type(err).__name__}: {err}"}
+        if not math.isfinite(value):
+            return {**out, "error": f"metric is {value}"}
+        save_glm(self.output_dir / "trials" / f"trial-{trial.number}.safetensors", model, tok,
+                 extra={"params": trial.params, "value": value})
+        out.update(value=float(value), seconds=out.get("train_seconds", 0.0) + time.perf_counter() - start)
+        return out
+
+    def _text_metric(self, model: Any, tok: Any, examples: list[tuple[str, str]]) -> float:
+        from openautoglm import glm
+
+        e = self.config.evaluation
+        if self.config.task == "text-generation":
+            hyps = glm.generate_batch(model, tok, [x for x, _ in examples], max_new_tokens=e.target_chars)
+        else:
+            half = e.prompt_chars // 2
+            hyps = []
+            for text, _ in examples:
+                filled = glm.fill_blank(model, tok, text, max_new_tokens=e.target_chars)
+                right = len(text) - len(text.split("[MASK]", 1)[0]) - len("[MASK]")
+                hyps.append(filled[half:len(filled) - right] if right else filled[half:])
+        metric = _METRIC_KEY[self.config.metric]
+        return score(hyps, [r for _, r in examples], metrics=[metric])[metric]
+
+    # --- results -------------------------------------------------------------------------
+    def results(self) -> pd.DataFrame:
+        """One row per trial: ``trial``, each parameter, ``state``, the metric, ``seconds``."""
+        import pandas as pd
+
+        rows = []
+        for t in self.study.get_trials(deepcopy=False):
+            params = {**{k: v for k, v in t.user_attrs.items() if k in self.config.search_space()}, **t.params}
+            rows.append({"trial": t.number, **params, "state": t.state.name.lower(),
+                         self.config.metric: t.value, "seconds": t.user_attrs.get("seconds")})
+        return pd.DataFrame(rows)
+
+    @property
+    def best_trial(self) -> optuna.trial.FrozenTrial:
+        """The best complete trial (raises ``ValueError`` before any)."""
+        return self.study.best_trial
+
+    def plot(self, path: str | Path | None = None) -> Path:
+        """Plot each trial's metric and the best so far; returns the PNG path."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        df = self.results()
+        path = Path(path) if path is not None else self.output_dir / "search.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        m = self.config.metric
+        done = df[df["state"] == "complete"]
+        ax.scatter(done["trial"], done[m], label="complete", color="tab:blue")
+        pruned = df[df["state"] == "pruned"]
+        if len(pruned):
+            ax.scatter(pruned["trial"], [done[m].max() if len(done) else 0] * len(pruned), marker="x",
+                       color="tab:red", label="pruned")
+        if len(done):
+            best = done[m].cummin() if self.config.direction == "minimize" else done[m].cummax()
+            ax.step(done["trial"], best, where="post", color="black", label="best so far")
+        ax.set_xlabel("trial")
+        ax.set_ylabel(m)
+        ax.set_title(f"AutoTrainer search ({self.config.search.sampler}, {self.config.cluster.policy})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return path
+
+    def export(self, path: str | Path = "best_model.pt") -> Path:
+        """Write the best trial's model: weights and config only, never a pickle.
+
+        Args:
+            path: ``.pt`` (a ``torch.save`` of tensors and strings, loadable with
+                ``weights_only=True``), ``.safetensors``, or a directory.
+
+        Returns:
+            The path written; load it with :func:`openautoglm.models.load_glm` or
+            ``get_model(path)``.
+
+        Raises:
+            ValueError: a ``.pkl`` path, or no complete trial yet.
+        """
+        from openautoglm.models import load_glm, save_glm
+
+        path = Path(path)
+        if path.suffix.lower() in (".pkl", ".pickle"):
+            raise ValueError(f"{path}: export writes weights, not pickles (a pickle can run code when "
+                             "loaded); use best_model.pt, best_model.safetensors or a directory")
+        try:
+            best = self.best_trial
+        except ValueError:
+            raise ValueError("no complete trial yet: run search() first") from None
+        source = self.output_dir / "trials" / f"trial-{best.number}.safetensors"
+        if not source.is_file():
+            raise FileNotFoundError(f"weights of best trial {best.number} are missing ({source}); "
+                                    "was output_dir changed since the search?")
+        model, tok, _ = load_glm(source)
+        params = {**best.params, **{k: v for k, v in best.user_attrs.items() if k in self.config.search_space()}}
+        return save_glm(path, model, tok, extra={"trial": best.number, "params": params,
+                                                  "metric": self.config.metric, "value": best.value})
+
+
+def _bind(method: Any, trial: _Trial) -> Any:
+    def call(arg: Any) -> Any:
+        return method(trial, arg)
+
+    call.__qualname__ = f"{method.__name__}[trial {trial.number}]"
+    return call
+
+
+def _run_plain_dask(client: Any, pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The same tasks on Dask with no plan: submitted in topological order, Dask decides."""
+    graph = pipeline.compile(inputs=inputs)
+    futures: dict[str, Any] = {k: client.scatter(v) for k, v in inputs.items()}
+    for name in graph.tasks:
+        task = pipeline.tasks[name]
+        futures[task.output_key] = client.submit(task.func, *[futures[k] for k in task.inputs],
+                                                 key=f"{name}-plain-{id(futures)}", pure=False)
+    keys = [pipeline.tasks[n].output_key for n in graph.tasks]
+    return {**inputs, **dict(zip(keys, client.gather([futures[k] for k in keys])))}
