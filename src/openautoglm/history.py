@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -142,7 +142,7 @@ class Execution:
     cost: float | None = None
     cores: int = 1
     input_size: int = 0
-    output_size: int = 0
+    output_size: int | None = None
     bytes_moved: int = 0
     error: str | None = None
     attempt: int = 1
@@ -183,8 +183,7 @@ class _Model:
     slope: float = 0.0
     intercept: float = 0.0
     linear: bool = False
-    output_size: float = 0.0
-    sizes: list[float] = field(default_factory=list)
+    output_size: float | None = None
 
     def predict(self, input_size: float | None) -> CostEstimate:
         if self.linear and input_size is not None:
@@ -195,7 +194,8 @@ class _Model:
 def _fit(costs: np.ndarray, sizes: np.ndarray, outputs: np.ndarray) -> _Model:
     med = float(np.median(costs))
     std = float(1.4826 * np.median(np.abs(costs - med))) if len(costs) > 1 else math.nan
-    model = _Model(med, std, len(costs), output_size=float(np.median(outputs)))
+    known = outputs[~np.isnan(outputs)]
+    model = _Model(med, std, len(costs), output_size=float(np.median(known)) if len(known) else None)
     if len(costs) >= 4 and np.ptp(sizes) > 0:
         slope, intercept = np.polyfit(sizes, costs, 1)
         resid = costs - (intercept + slope * sizes)
@@ -400,7 +400,8 @@ class History:
             by_id: dict[str, list[tuple[float, float, float]]] = defaultdict(list)
             for r in rows:
                 c = r["cost"] if r["cost"] is not None else r["duration"]
-                by_id[r["identity"]].append((c, r["input_size"] or 0, r["output_size"] or 0))
+                out = r["output_size"] if r["output_size"] is not None else math.nan
+                by_id[r["identity"]].append((c, r["input_size"] or 0, out))
             self._models = {
                 ident: _fit(*(np.asarray(col, dtype=float) for col in zip(*samples)))
                 for ident, samples in by_id.items()
