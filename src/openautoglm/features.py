@@ -137,13 +137,15 @@ def ranks(graph: TaskGraph, cluster: Cluster) -> Ranks:
     exec_time = np.asarray(graph.exec_time(cluster), dtype=np.float64)
     n = exec_time.shape[0]
     w_bar = exec_time.mean(axis=1) if n else np.zeros(0)
-    comm = np.asarray(graph.edge_size, dtype=np.float64) / float(cluster.bandwidth)
+    # On one worker nothing ever moves (HEFT's convention too): communication is free.
+    bw = float(cluster.bandwidth) if cluster.n_workers > 1 else np.inf
+    comm = np.asarray(graph.edge_size, dtype=np.float64) / bw
     succ_ptr = np.asarray(graph.succ_ptr).tolist()
     succ_idx = np.asarray(graph.succ_idx).tolist()
     pred_ptr = np.asarray(graph.pred_ptr).tolist()
     pred_idx = np.asarray(graph.pred_idx).tolist()
-    succ_comm = (np.asarray(graph.succ_size, dtype=np.float64) / float(cluster.bandwidth)).tolist()
-    pred_comm = (np.asarray(graph.pred_size, dtype=np.float64) / float(cluster.bandwidth)).tolist()
+    succ_comm = (np.asarray(graph.succ_size, dtype=np.float64) / bw).tolist()
+    pred_comm = (np.asarray(graph.pred_size, dtype=np.float64) / bw).tolist()
     w = w_bar.tolist()
     # Tasks are stored in topological order: one backward and one forward sweep.
     ru = [0.0] * n

@@ -1,0 +1,324 @@
+"""GNNScheduler: learned priorities and shares, placement clusters, checked in the simulator.
+
+::
+
+    graph, cluster --features--> x, edge_index, edge_weight --GCN--> priority, share
+                                                                        |
+        candidates (each one list_schedule call on the same simulator): v
+          learned      learned priority, shares, earliest-finish placement
+          clusters     learned priority, heavy edges kept on one worker (pins)
+          heft         upward rank, earliest-finish placement
+          serial       upward rank, everything on the fastest worker, one core per task
+        --> the candidate with the smallest simulated makespan
+
+Order alone cannot win when communication dominates (CCR 10): the data of a chain should not
+cross the network. The cluster candidates merge the endpoints of the heaviest edges into
+placement clusters (heaviest first, while a cluster's work stays under a balance cap), map the
+clusters onto the fastest ``k`` workers by longest-processing-time, and pin their tasks there;
+tasks left alone stay free. Because every candidate is simulated with the same cost model the
+plan is judged by, ``policy="gnn"`` is never worse than the better of HEFT and serial execution
+on the fastest worker.
+
+``candidates="one"`` plans with the learned candidate only (one list-scheduling call: the
+planning-time budget); ``"auto"`` (default) evaluates the full set on graphs up to
+``full_up_to`` tasks and the learned, heft and serial candidates above it.
+
+Tests: ``tests/test_gnn.py``.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from openautoglm import search as _search  # noqa: F401  (registers "heft_search")
+from openautoglm.features import FEATURE_NAMES, Ranks, graph_features
+from openautoglm.schedulers.base import Scheduler, register_scheduler
+from openautoglm.simulate import list_schedule
+
+if TYPE_CHECKING:
+    from openautoglm.cluster import Cluster
+    from openautoglm.graph import TaskGraph
+    from openautoglm.model import SchedulerGCN
+    from openautoglm.simulate import Schedule
+
+__all__ = ["DEFAULT_WEIGHTS", "GNNPlan", "GNNScheduler", "cluster_pins", "load_model"]
+
+#: The shipped weights (trained by ``openautoglm train-scheduler``).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gnn.pt"
+
+#: (min_ratio, balance, fraction of workers) of the placement-cluster candidates.
+CLUSTER_CANDIDATES: tuple[tuple[float, float, float], ...] = (
+    (0.0, 1.0, 1.0),
+    (0.0, 1.5, 1.0),
+    (1.0, 1.0, 1.0),
+    (0.0, 1.0, 0.5),
+    (0.0, 1.0, 0.25),
+)
+
+
+class GNNPlan(NamedTuple):
+    """What the learned scheduler decided for one graph.
+
+    Attributes:
+        priority: Learned priority per task (indexed like ``graph.tasks``; higher runs first).
+        share: Learned share of a worker's cores per task, in (0, 1].
+        makespans: Simulated makespan of every candidate evaluated, by name.
+        chosen: Name of the winning candidate.
+        schedule: The winning schedule.
+    """
+
+    priority: np.ndarray
+    share: np.ndarray
+    makespans: dict[str, float]
+    chosen: str
+    schedule: Schedule
+
+
+def load_model(path: str | Path | None = None) -> SchedulerGCN:
+    """Load a trained :class:`~openautoglm.model.SchedulerGCN` (``weights_only=True``).
+
+    Args:
+        path: A file written by :func:`openautoglm.training.save_model`; ``None`` loads the
+            shipped weights.
+
+    Returns:
+        The model in eval mode.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file was trained on other features than this version computes.
+    """
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if path is None:
+        return _load_cached(str(p))
+    return _load(p)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str) -> SchedulerGCN:
+    return _load(Path(path))
+
+
+def _load(p: Path) -> SchedulerGCN:
+    import torch
+
+    from openautoglm.model import SchedulerGCN
+
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"no scheduler weights at {p}; train some with `openautoglm train-scheduler --out {p}` "
+            f"or pass weights=None to use the shipped ones"
+        )
+    blob = torch.load(p, map_location="cpu", weights_only=True)
+    names = tuple(blob.get("feature_names", ()))
+    if names != FEATURE_NAMES:
+        raise ValueError(
+            f"{p} was trained on features {names} but this version computes {FEATURE_NAMES}; "
+            f"retrain with `openautoglm train-scheduler`"
+        )
+    model = SchedulerGCN(len(FEATURE_NAMES), int(blob["hidden_channels"]),
+                         blob.get("base_feature"), float(blob.get("min_share", 0.05)))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def cluster_pins(
+    graph: TaskGraph,
+    cluster: Cluster,
+    r: Ranks,
+    min_ratio: float = 0.0,
+    balance: float = 1.0,
+    worker_fraction: float = 1.0,
+) -> np.ndarray:
+    """Placement clusters: keep the endpoints of heavy edges on one worker.
+
+    Edges are taken heaviest first; an edge whose communication time is at least
+    ``min_ratio`` times the lighter endpoint's cost merges the two clusters unless the merged
+    work would exceed ``balance * total work / k``, with ``k = ceil(worker_fraction * W)``
+    workers (the fastest). Clusters of two or more tasks are then mapped onto those workers,
+    largest first, each to the worker where it would finish its share of work first.
+
+    Args:
+        graph: The task graph.
+        cluster: The cluster.
+        r: The graph's :func:`~openautoglm.features.ranks` on ``cluster``.
+        min_ratio: Smallest communication / cost ratio of an edge worth keeping local.
+        balance: Cap on a cluster's work, in units of an even share of the work.
+        worker_fraction: Fraction of the workers to use (fewer workers when data is heavy).
+
+    Returns:
+        Int array (n,): the worker of each task, or -1 where the list scheduler chooses.
+
+    Example:
+        >>> import networkx as nx
+        >>> from openautoglm.graph import TaskGraph
+        >>> from openautoglm.cluster import Cluster
+        >>> from openautoglm.features import ranks
+        >>> G = nx.DiGraph()
+        >>> G.add_nodes_from([(k, {"cost": 1.0}) for k in "abcd"])
+        >>> G.add_edges_from([("a", "b", {"size": 9.0}), ("c", "d", {"size": 9.0})])
+        >>> g, c = TaskGraph.from_networkx(G), Cluster.homogeneous(2)
+        >>> pins = cluster_pins(g, c, ranks(g, c))
+        >>> bool(pins[g.index["a"]] == pins[g.index["b"]] != pins[g.index["c"]] == pins[g.index["d"]])
+        True
+    """
+    n = len(graph)
+    src = np.asarray(graph.edge_src)
+    dst = np.asarray(graph.edge_dst)
+    w = r.w_bar
+    k = max(1, min(cluster.n_workers, math.ceil(worker_fraction * cluster.n_workers)))
+    cap = balance * float(w.sum()) / k
+    parent = list(range(n))
+    work = w.tolist()
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    comm = r.comm
+    for e in np.argsort(-comm, kind="stable").tolist():
+        c = comm[e]
+        if c <= 0:
+            break
+        u, v = int(src[e]), int(dst[e])
+        if c < min_ratio * min(w[u], w[v]):
+            continue
+        a, b = find(u), find(v)
+        if a != b and work[a] + work[b] <= cap:
+            parent[b] = a
+            work[a] += work[b]
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    sizes = np.bincount(roots, minlength=n)
+    # The k workers that run the whole graph fastest; clusters go largest first (LPT).
+    exec_time = np.asarray(graph.exec_time(cluster))
+    workers = np.argsort(exec_time.sum(axis=0), kind="stable")[:k]
+    cluster_work = np.bincount(roots, weights=exec_time[:, workers].mean(axis=1) if n else None,
+                               minlength=n)
+    pins = np.full(n, -1, dtype=np.int64)
+    load = np.zeros(k)
+    speed = exec_time[:, workers].sum(axis=0) if n else np.ones(k)
+    speed = speed.min() / np.where(speed > 0, speed, 1.0)
+    target = {}
+    for root in np.argsort(-cluster_work, kind="stable").tolist():
+        if sizes[root] < 2 and k == cluster.n_workers:
+            continue
+        if sizes[root] == 0:
+            continue
+        j = int(np.argmin((load + cluster_work[root]) / speed))
+        load[j] += cluster_work[root]
+        target[root] = int(workers[j])
+    for i in range(n):
+        pins[i] = target.get(int(roots[i]), -1)
+    return pins
+
+
+class GNNScheduler(Scheduler):
+    """List scheduling by learned priority and share, with placement clusters.
+
+    Args:
+        weights: Path to trained weights; ``None`` uses the shipped ones.
+        model: A model to use instead of loading weights (training uses this).
+        candidates: ``"auto"``, ``"all"`` or ``"one"`` (see the module docstring).
+        full_up_to: Largest graph given the full candidate set under ``"auto"``.
+        seed: Unused (the plan is deterministic); accepted for the registry's signature.
+
+    Raises:
+        ValueError: If ``candidates`` is not one of the three names.
+
+    Source: two-layer GCN (Kipf & Welling, ICLR 2017) priorities as in Jeon et al. (ICLR 2023),
+    list scheduling with insertion as HEFT (Topcuoglu et al., IEEE TPDS 2002,
+    doi:10.1109/71.993206), edge-zeroing clusters as Sarkar (1989).
+
+    Example:
+        >>> from openautoglm.graph import random_dag
+        >>> from openautoglm.cluster import Cluster
+        >>> g, c = random_dag(40, ccr=10.0, seed=2), Cluster.homogeneous(4)
+        >>> plan = GNNScheduler().plan(g, c)
+        >>> bool(plan.schedule.makespan <= min(plan.makespans["heft"], plan.makespans["serial"]))
+        True
+    """
+
+    name = "gnn"
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        model: SchedulerGCN | None = None,
+        candidates: str = "auto",
+        full_up_to: int = 2000,
+        seed: Any = None,
+    ) -> None:
+        if candidates not in ("auto", "all", "one"):
+            raise ValueError(f"candidates must be 'auto', 'all' or 'one', got {candidates!r}")
+        self.weights = weights
+        self._model = model
+        self.candidates = candidates
+        self.full_up_to = int(full_up_to)
+
+    @property
+    def model(self) -> SchedulerGCN:
+        """The GCN (loaded on first use)."""
+        if self._model is None:
+            self._model = load_model(self.weights)
+        return self._model
+
+    def predict(self, graph: TaskGraph, cluster: Cluster) -> tuple[np.ndarray, np.ndarray, Ranks]:
+        """Learned priority and share of every task.
+
+        Returns:
+            ``(priority, share, ranks)`` indexed like ``graph.tasks``.
+        """
+        import torch
+
+        f = graph_features(graph, cluster)
+        with torch.inference_mode():
+            priority, share = self.model(f.x, f.edge_index, f.edge_weight)
+        return priority.double().numpy(), share.double().numpy(), f.ranks
+
+    def plan(self, graph: TaskGraph, cluster: Cluster) -> GNNPlan:
+        """Predict, evaluate the candidates in the simulator, and keep the best.
+
+        Args:
+            graph: The task graph.
+            cluster: The cluster.
+
+        Returns:
+            A :class:`GNNPlan` with every candidate's makespan and the winning schedule.
+        """
+        priority, share, r = self.predict(graph, cluster)
+        found: dict[str, Schedule] = {}
+        found["learned"] = list_schedule(graph, cluster, priority, shares=share)
+        mode = self.candidates
+        if mode == "auto":
+            mode = "all" if len(graph) <= self.full_up_to else "some"
+        if mode != "one":
+            found["heft"] = list_schedule(graph, cluster, r.rank_u)
+            fastest = int(np.argmin(np.asarray(graph.exec_time(cluster)).sum(axis=0)))
+            found["serial"] = list_schedule(graph, cluster, r.rank_u,
+                                            workers=np.full(len(graph), fastest, dtype=np.int64))
+        if mode == "all" and cluster.n_workers > 1 and len(graph.edge_src):
+            seen: set[bytes] = set()
+            for min_ratio, balance, fraction in CLUSTER_CANDIDATES:
+                pins = cluster_pins(graph, cluster, r, min_ratio, balance, fraction)
+                key = pins.tobytes()
+                if key in seen or (pins < 0).all():
+                    continue
+                seen.add(key)
+                name = f"clusters(r={min_ratio:g},b={balance:g},k={fraction:g})"
+                found[name] = list_schedule(graph, cluster, priority, shares=share, workers=pins)
+        makespans = {k: float(s.makespan) for k, s in found.items()}
+        chosen = min(makespans, key=makespans.__getitem__)
+        return GNNPlan(priority, share, makespans, chosen, found[chosen])
+
+    def schedule(self, graph: TaskGraph, cluster: Cluster) -> Schedule:
+        """The best candidate's schedule (see :meth:`plan`)."""
+        return self.plan(graph, cluster).schedule
+
+
+register_scheduler("gnn", GNNScheduler)
