@@ -15,10 +15,24 @@ from .data import (
 )
 from .infer import fill_blank, generate, generate_batch
 from .model import GLMConfig, GLMModel, glm_loss
+from .serving import (
+    DEFAULT_TABLE,
+    BatchingServer,
+    RateMeter,
+    ServerClosedError,
+    choose_batch_size,
+    glm_server,
+)
 from .tokenizer import CharTokenizer
 from .train import evaluate, train
 
 __all__ = [
+    "BatchingServer",
+    "DEFAULT_TABLE",
+    "RateMeter",
+    "ServerClosedError",
+    "choose_batch_size",
+    "glm_server",
     "CharTokenizer",
     "GLMConfig",
     "GLMModel",

@@ -300,3 +300,32 @@ def serve_many(server: BatchingServer[Request, Result], requests: Iterable[Reque
     """Submits every request and returns the results in the same order."""
     futures = [server.submit(r) for r in requests]
     return [f.result() for f in futures]
+
+
+def glm_server(
+    model: Any,
+    tokenizer: Any,
+    max_new_tokens: int = 32,
+    table: BatchTable | Mapping[float, int] = DEFAULT_TABLE,
+    max_wait: float = 0.01,
+    rate_window: float = 1.0,
+) -> BatchingServer[str, str]:
+    """A :class:`BatchingServer` whose requests are prompts and results greedy continuations.
+
+    Batches run through :func:`~openautoglm.glm.infer.generate_batch`, whose greedy output
+    does not depend on the batch, so each caller gets what ``generate`` would give it alone.
+
+    Args:
+        model: a :class:`~openautoglm.glm.model.GLMModel`.
+        tokenizer: its :class:`~openautoglm.glm.tokenizer.CharTokenizer`.
+        max_new_tokens: characters generated per prompt (at most).
+        table, max_wait, rate_window: as for :class:`BatchingServer`.
+    """
+    from .infer import _check_budget, generate_batch
+
+    _check_budget(model, max_new_tokens)
+
+    def run(prompts: list[str]) -> list[str]:
+        return generate_batch(model, tokenizer, prompts, max_new_tokens)
+
+    return BatchingServer(run, table=table, max_wait=max_wait, rate_window=rate_window)
