@@ -50,10 +50,12 @@ def test_delayed_and_array_keys_match_dask():
     assert {g.nx.nodes[k]["identity"] for k in g.tasks} >= {"inc", "sum"}
     x = da.ones((40, 40), chunks=10).sum()
     dsk, keys, repack = collections_to_dsk(x)
-    g = from_dask(x)
+    g = from_dask(dsk, keys)
     assert set(g.tasks) == set(dsk) and g.nx.graph["dask_keys"] == keys
     for k in g.tasks:
         assert set(g.dependencies(k)) == set(dsk[k].dependencies)
+        assert g.nx.nodes[k]["dask"] is dsk[k]
+    assert len(from_dask(x)) == len(dsk)  # the same graph (its finalize key is random)
 
 
 def test_history_sets_costs():
