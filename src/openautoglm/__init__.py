@@ -31,6 +31,8 @@ from openautoglm.schedulers.milp import MILPScheduler
 # --- learned scheduler ---
 # --- execution and history ---
 # --- GLM workloads and ops ---
+from openautoglm.glm import BatchingServer, CharTokenizer, GLMConfig, GLMModel
+from openautoglm.glm.tasks import glm_pipeline
 # --- automation: AutoTrainer, AutoTask, models ---
 
 __all__ = [
@@ -65,5 +67,10 @@ __all__ = [
     # --- learned scheduler ---
     # --- execution and history ---
     # --- GLM workloads and ops ---
+    "GLMConfig",
+    "GLMModel",
+    "CharTokenizer",
+    "BatchingServer",
+    "glm_pipeline",
     # --- automation ---
 ]
