@@ -30,6 +30,10 @@ from openautoglm.pipeline import Pipeline, PipelineError, Task, TaskFailedError
 from openautoglm.schedulers.milp import MILPScheduler
 # --- learned scheduler ---
 # --- execution and history ---
+from openautoglm.dask_graph import from_dask
+from openautoglm.executor import Engine, EngineError, compute
+from openautoglm.history import History, HistoryError
+from openautoglm.report import RunResult
 # --- GLM workloads and ops ---
 from openautoglm.glm import BatchingServer, CharTokenizer, GLMConfig, GLMModel
 from openautoglm.glm.tasks import glm_pipeline
@@ -66,6 +70,13 @@ __all__ = [
     "MILPScheduler",
     # --- learned scheduler ---
     # --- execution and history ---
+    "Engine",
+    "EngineError",
+    "History",
+    "HistoryError",
+    "RunResult",
+    "compute",
+    "from_dask",
     # --- GLM workloads and ops ---
     "GLMConfig",
     "GLMModel",
