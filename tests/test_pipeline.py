@@ -231,21 +231,43 @@ def test_engine_receives_pipeline_policy_and_inputs():
     assert len(engine.calls) == 1
 
 
-def test_prompt_task_formats_template_and_calls_model(monkeypatch):
-    """The model zoo is another module; a real class registered under a name stands in."""
-    import sys
-    import types
+def test_prompt_task_formats_template_and_calls_model():
+    """A model registered in the real registry answers the formatted prompt."""
+    from openautoglm.models import register_model, unregister_model
 
     class Echo:
+        name, cost = "echo-pipeline-test", 0.0
+
         def generate(self, prompt, **kw):
             return prompt.upper()
 
-    fake = types.ModuleType("openautoglm.models")
-    fake.get_model = lambda name: Echo()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "openautoglm.models", fake)
-    p = Pipeline("p", [Task("ask", model="echo", prompt_template="summarise: {text}",
-                            input_key="text", output_key="answer")])
-    assert p.run(text="abc")["answer"] == "SUMMARISE: ABC"
+        def available(self):
+            return True
+
+    register_model("echo-pipeline-test", Echo, replace=True)
+    try:
+        p = Pipeline("p", [Task("ask", model="echo-pipeline-test", input_key="text",
+                                prompt_template="summarise: {text}", output_key="answer")])
+        assert p.run(text="abc")["answer"] == "SUMMARISE: ABC"
+    finally:
+        unregister_model("echo-pipeline-test")
+
+
+def test_unknown_model_refused_before_anything_runs():
+    calls = []
+    p = Pipeline("p", [Task("first", func=calls.append, input_key="x", output_key="y"),
+                       Task("ask", model="no-such-model", prompt_template="{y}", input_key="y")])
+    with pytest.raises(PipelineError, match="task 'ask': unknown model 'no-such-model'"):
+        p.run(x=1)
+    assert calls == []
+
+
+def test_prompt_yaml_example_loads():
+    p = Pipeline.from_yaml(DATA / "prompt_pipeline.yaml")
+    answer = p.tasks["answer"]
+    assert answer.model == "glm-tiny" and answer.inputs == ("question",)
+    assert answer.prompt_template == "Question: {question}\nAnswer:"
+    assert p.inputs == ["raw_question"]
 
 
 # --- YAML ------------------------------------------------------------------------------------
@@ -315,8 +337,8 @@ def test_to_yaml_refuses_lambdas():
 
 
 def test_yaml_pipeline_example_is_valid():
-    """Every example in tests/data loads."""
-    files = sorted(DATA.glob("*.yaml"))
+    """Every example pipeline in tests/data loads."""
+    files = sorted(DATA.glob("*pipeline*.yaml"))
     assert files
     for path in files:
         assert len(Pipeline.from_yaml(path)) > 0

@@ -191,7 +191,7 @@ class Task:
         from openautoglm.models import get_model  # lazy: pipelines work without the model zoo
 
         prompt = self.prompt_template.format(**dict(zip(self.inputs, args)))  # type: ignore[union-attr]
-        return get_model(self.model).generate(prompt)  # type: ignore[arg-type]
+        return get_model(self.model, task=self.name).generate(prompt)  # type: ignore[arg-type]
 
 
 class Pipeline:
@@ -370,6 +370,7 @@ class Pipeline:
                 computed so far.
         """
         graph = self.compile(inputs=inputs)
+        self._check_models()
         if engine is not None:
             return engine.run(self, policy=policy, inputs=inputs)
         plan = self.plan(policy=policy, cluster=cluster, graph=graph)
@@ -378,6 +379,19 @@ class Pipeline:
         for name in order:
             values[self.tasks[name].output_key] = self._run_task(self.tasks[name], values)
         return values
+
+    def _check_models(self) -> None:
+        """Refuse unknown model names of prompt tasks before anything runs."""
+        prompt_tasks = [t for t in self.tasks.values() if t.model is not None]
+        if not prompt_tasks:
+            return
+        from openautoglm.models import check_model_name
+
+        for task in prompt_tasks:
+            try:
+                check_model_name(task.model)  # type: ignore[arg-type]
+            except ValueError as exc:
+                raise PipelineError(f"task {task.name!r}: {exc}") from None
 
     @staticmethod
     def _run_task(task: Task, values: dict[str, Any]) -> Any:
