@@ -5,6 +5,8 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import openautoglm as oag
 from openautoglm.testing import assert_valid_schedule, check_schedule
@@ -218,3 +220,31 @@ def test_to_dataframe_and_gantt(tmp_path, fork):
     path = tmp_path / "gantt.png"
     ax = s.gantt(path=str(path))
     assert path.stat().st_size > 1000 and ax.get_title().startswith("makespan")
+
+
+@pytest.mark.skipif(not oag.simulate._list_kernel.HAVE_NUMBA, reason="numba not installed")
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), W=st.integers(1, 5), seed=st.integers(0, 2**16),
+       ccr=st.sampled_from([0.0, 1.0, 10.0]), insertion=st.booleans(),
+       mode=st.sampled_from(["one", "shares", "pins"]))
+def test_compiled_and_python_engines_agree(n, W, seed, ccr, insertion, mode):
+    """The numba kernel is the Python loop compiled: same placements, cores and timelines."""
+    rng = np.random.default_rng(seed)
+    g = oag.random_dag(n, fat=rng.uniform(), density=rng.uniform(), ccr=ccr, seed=seed)
+    c = oag.Cluster(speeds=rng.choice([1.0, 2.0, 3.0], W).tolist(), bandwidth=1.0,
+                    cores=rng.integers(1, 4, W).tolist())
+    kw = {"priority": rng.integers(0, 5, n).astype(float), "insertion": insertion}
+    if mode == "shares":
+        kw["shares"] = rng.choice([0.25, 0.5, 1.0], n)
+    elif mode == "pins":
+        kw["workers"] = rng.integers(-1, W, n)
+    a = oag.list_schedule(g, c, engine="numba", **kw)
+    b = oag.list_schedule(g, c, engine="python", **kw)
+    assert a.placements == b.placements and a.cores == b.cores
+    assert a._T == b._T and a._U == b._U and a._end.tolist() == b._end.tolist()
+    assert_valid_schedule(a)
+
+
+def test_engine_argument_checked(fork):
+    with pytest.raises(ValueError, match="engine"):
+        oag.list_schedule(fork, oag.Cluster.homogeneous(2), [1, 2, 3], engine="fast")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from openautoglm import _list_kernel
 from openautoglm._typing import TaskKey, WorkerIndex
 from openautoglm.cluster import Cluster
 from openautoglm.graph import TaskGraph
@@ -249,6 +250,26 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
             self._end[w] = T[-1]
         return pl
 
+    def _load(self, worker: np.ndarray, start: np.ndarray, finish: np.ndarray, T: np.ndarray,
+              U: np.ndarray, L: np.ndarray, K: np.ndarray) -> None:
+        """Adopt a complete plan computed by the compiled kernel (already valid)."""
+        n = len(worker)
+        rows = np.arange(n)
+        self._worker[:] = worker
+        self._start[:] = start
+        self._finish[:] = finish
+        self._ncores[:] = K[rows, worker] if n else 0
+        for w in range(self.cluster.n_workers):
+            self._T[w] = T[w, :L[w]].tolist()
+            self._U[w] = U[w, :L[w]].tolist()
+            self._end[w] = self._T[w][-1]
+            on = worker == w
+            self._last_start[w] = start[on].max() if on.any() else 0.0
+        keys = self.graph.tasks
+        self.placements = {keys[i]: Placement(w, s, f) for i, w, s, f in
+                           zip(range(n), worker.tolist(), start.tolist(), finish.tolist())}
+        self.cores = dict(zip(keys, self._ncores.tolist()))
+
     def _earliest_start(self, w: int, t: float, d: float, k: int, C: int) -> float:
         """Earliest ``s >= t`` with ``k`` cores free on ``w`` during ``[s, s + d)``."""
         if d <= 0:
@@ -408,7 +429,8 @@ def _per_task(name: str, arr: Any, n: int, dtype: type) -> np.ndarray:
 
 
 def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any = None,
-                  shares: Any = None, workers: Any = None, insertion: bool = True) -> Schedule:
+                  shares: Any = None, workers: Any = None, insertion: bool = True,
+                  engine: str = "auto") -> Schedule:
     """The list scheduler every priority-based policy uses.
 
     Repeatedly takes the ready task with the highest ``priority`` (ties: earlier topological
@@ -426,6 +448,8 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         workers: (n,) ints, -1 = free choice, ``w >= 0`` pins the task to worker w.
         insertion: fill idle gaps (HEFT's insertion policy); when False a task never starts
             before a task placed earlier on the same worker.
+        engine: ``"auto"`` (compiled with numba when installed, else Python), ``"numba"`` or
+            ``"python"``; both give identical schedules (``tests/test_simulate.py``).
 
     Returns:
         A complete, valid :class:`Schedule`.
@@ -483,7 +507,18 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         key = graph.tasks[bad[0]]
         raise ValueError(f"task {key!r} fits on no allowed worker: it needs more cores than its "
                          f"worker(s) have (cluster cores {C.tolist()}); lower its cores or unpin it")
-    _run_list(sched, prio, K, dur, insertion)
+    if engine not in ("auto", "numba", "python"):
+        raise ValueError(f"engine must be 'auto', 'numba' or 'python', got {engine!r}")
+    if engine == "numba" and not _list_kernel.HAVE_NUMBA:
+        raise ValueError("engine='numba' needs numba: pip install numba (or use engine='auto')")
+    out = None
+    if engine != "python":
+        out = _list_kernel.run_list(prio, K, dur, C, graph.pred_ptr, graph.pred_idx, sched._comm,
+                                    graph.succ_ptr, graph.succ_idx, insertion)
+    if out is None:
+        _run_list(sched, prio, K, dur, insertion)
+    else:
+        sched._load(*out, K)
     return sched
 
 
