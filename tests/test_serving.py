@@ -93,15 +93,25 @@ def test_mapping_table_and_fixed_table():
 def test_rate_meter_counts_a_sliding_window():
     now = [0.0]
     meter = RateMeter(window=1.0, clock=lambda: now[0])
-    for i in range(120):  # 120 arrivals within 0.6 s
-        now[0] = i * 0.005
+    assert meter.rate() == 0.0
+    for i in range(150):  # 100 req/s for 1.5 s
+        now[0] = i * 0.01
         meter.record()
-    assert meter.rate() == pytest.approx(120.0)
+        if i == 20:  # before a full window: the count over the time elapsed
+            assert meter.rate() == pytest.approx(105.0)
+    assert meter.rate() == pytest.approx(100.0)  # arrivals in (0.49, 1.49]
     assert choose_batch_size(meter.rate()) == 4
-    now[0] = 1.2  # arrivals before 0.2 s have left the window
-    assert meter.rate() == pytest.approx(80.0, abs=1.0)
+    now[0] = 2.0  # only the arrivals after 1.0 s are left in the window
+    assert meter.rate() == pytest.approx(49.0)
+    assert choose_batch_size(meter.rate()) == 1
     now[0] = 5.0
     assert meter.rate() == 0.0
+
+
+def test_rate_meter_starts_with_a_tenth_of_the_window():
+    meter = RateMeter(window=1.0, clock=lambda: 0.0)
+    meter.record()
+    assert meter.rate() == pytest.approx(10.0)  # one arrival over 0.1 s, not over 0 s
 
 
 def test_low_rate_serves_requests_one_by_one():

@@ -61,34 +61,41 @@ def _decode_spans(
     """
     banned = _banned(model, tokenizer)
     b = len(prefixes)
+    plen = [len(ids) for ids, _, _ in prefixes]
+    width = max(plen) + max_new_tokens
+    # Lay every row out once: prefix, then the span slots [sop] x1 x2 ... (positions known ahead).
+    input_ids = torch.full((b, width), tokenizer.pad, dtype=torch.long)
+    position_ids = torch.zeros((b, 2, width), dtype=torch.long)
+    for i, ((ids, pos, block), m) in enumerate(zip(prefixes, mask_index)):
+        n = plen[i]
+        input_ids[i, :n] = torch.tensor(ids, dtype=torch.long)
+        input_ids[i, n] = tokenizer.sop
+        position_ids[i, 0, :n] = torch.tensor(pos, dtype=torch.long)
+        position_ids[i, 1, :n] = torch.tensor(block, dtype=torch.long)
+        position_ids[i, 0, n : n + max_new_tokens] = m
+        position_ids[i, 1, n : n + max_new_tokens] = torch.arange(1, max_new_tokens + 1)
+    rows = torch.arange(b)
+    last = torch.tensor(plen, dtype=torch.long)  # the [sop] of each row
+    mask = attention_mask_from_sep(torch.tensor(list(sep), dtype=torch.long), width)
     out: list[list[int]] = [[] for _ in range(b)]
     done = [False] * b
-    sep_t = torch.tensor(list(sep), dtype=torch.long)
-    for _ in range(max_new_tokens):
-        rows = []
-        for (ids, pos, block), m, new in zip(prefixes, mask_index, out):
-            span = [tokenizer.sop] + new
-            rows.append((ids + span, pos + [m] * len(span), block + list(range(1, len(span) + 1))))
-        length = max(len(r[0]) for r in rows)
-        input_ids = torch.full((b, length), tokenizer.pad, dtype=torch.long)
-        position_ids = torch.zeros((b, 2, length), dtype=torch.long)
-        for i, (ids, pos, block) in enumerate(rows):
-            input_ids[i, : len(ids)] = torch.tensor(ids)
-            position_ids[i, 0, : len(ids)] = torch.tensor(pos)
-            position_ids[i, 1, : len(ids)] = torch.tensor(block)
-        logits = model(input_ids, position_ids, attention_mask_from_sep(sep_t, length))
-        last = torch.tensor([len(r[0]) - 1 for r in rows])
-        step_logits = logits[torch.arange(b), last].float().masked_fill(banned, float("-inf"))
-        chosen = _pick(step_logits, temperature, generator).tolist()
-        for i, token in enumerate(chosen):
+    for step in range(max_new_tokens):
+        length = max(plen) + 1 + step
+        logits = model(input_ids[:, :length], position_ids[:, :, :length],
+                       mask[:, :length, :length])
+        step_logits = logits[rows, last].float().masked_fill(banned, float("-inf"))
+        chosen = _pick(step_logits, temperature, generator)
+        for i, token in enumerate(chosen.tolist()):
             if done[i]:
                 continue
             if token == tokenizer.eop:
                 done[i] = True
             else:
                 out[i].append(token)
-        if all(done):
+        if all(done) or step == max_new_tokens - 1:
             break
+        last = last + 1
+        input_ids[rows, last] = chosen
     return out
 
 

@@ -98,32 +98,42 @@ def fixed_table(batch_size: int) -> tuple[tuple[float, int], ...]:
 class RateMeter:
     """Requests per second over a sliding window of ``window`` seconds.
 
+    Until a full window has passed since the first arrival, the rate is the count divided by
+    the time elapsed so far (at least a tenth of the window), so a server that starts under
+    heavy load picks large batches at once instead of after a whole window.
+
     Args:
         window: the window length in seconds.
         clock: a monotonic clock in seconds (injectable for tests).
     """
 
     def __init__(self, window: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if not window > 0:
+        if isinstance(window, bool) or not isinstance(window, (int, float)) or not window > 0:
             raise ValueError(f"rate window must be > 0 seconds, got {window!r}")
         self.window = float(window)
         self.clock = clock
         self._times: deque[float] = deque()
+        self._first: float | None = None
         self._lock = threading.Lock()
 
     def record(self, now: float | None = None) -> None:
         """Counts one arrival (at ``now``, default the clock)."""
         now = self.clock() if now is None else now
         with self._lock:
+            if self._first is None:
+                self._first = now
             self._times.append(now)
             self._trim(now)
 
     def rate(self, now: float | None = None) -> float:
-        """Arrivals in ``(now - window, now]`` divided by ``window``."""
+        """Arrivals in ``(now - window, now]`` per second."""
         now = self.clock() if now is None else now
         with self._lock:
             self._trim(now)
-            return len(self._times) / self.window
+            if self._first is None:
+                return 0.0
+            span = min(self.window, max(now - self._first, self.window / 10))
+            return len(self._times) / span
 
     def _trim(self, now: float) -> None:
         while self._times and self._times[0] <= now - self.window:
