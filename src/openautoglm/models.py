@@ -352,8 +352,10 @@ class GLMModel:
 
     def generate(self, prompt: str, max_new_tokens: int = 64, temperature: float = 0.0,
                  seed: int | None = 0, **_: Any) -> str:
-        """Continue ``prompt``; returns only the new text."""
+        """Continue ``prompt``; returns only the new text (at most ``max_len - 1`` characters)."""
         from openautoglm import glm
+
+        max_new_tokens = min(max_new_tokens, self.config.max_len - 1)
 
         with self._lock:  # one module, shared by threads: keep generation serial
             return glm.generate(self.model, self.tokenizer, prompt, max_new_tokens=max_new_tokens,
@@ -363,6 +365,8 @@ class GLMModel:
                    seed: int | None = 0) -> str:
         """Fill every ``[MASK]`` of ``text`` (GLM blank infilling); returns the completed text."""
         from openautoglm import glm
+
+        max_new_tokens = min(max_new_tokens, self.config.max_len - 1)
 
         with self._lock:
             return glm.fill_blank(self.model, self.tokenizer, text, max_new_tokens=max_new_tokens,
