@@ -4,7 +4,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openautoglm import demo
 from openautoglm.pipeline import Pipeline, PipelineError, Task, TaskFailedError
@@ -342,3 +345,44 @@ def test_yaml_pipeline_example_is_valid():
     assert files
     for path in files:
         assert len(Pipeline.from_yaml(path)) > 0
+
+
+# --- properties ------------------------------------------------------------------------------
+
+@st.composite
+def keyed_pipelines(draw):
+    """Random pipelines: task i reads some of the inputs and of the outputs of tasks before it."""
+    n = draw(st.integers(1, 8))
+    available = ["in0", "in1"]
+    specs = []
+    for i in range(n):
+        reads = draw(st.lists(st.sampled_from(available), unique=True, max_size=3))
+        specs.append((f"t{i}", reads, draw(st.floats(0, 5)), draw(st.floats(0, 2))))
+        available.append(f"k{i}")
+    order = draw(st.permutations(range(n)))  # the order tasks are added in does not matter
+    return [specs[i] for i in order]
+
+
+def _concat(name):
+    def f(*args):
+        return name + "(" + ",".join(args) + ")"
+    return f
+
+
+@settings(max_examples=40, deadline=None)
+@given(keyed_pipelines(), st.sampled_from(["heft", "fifo", "random"]))
+def test_run_equals_reference_evaluation(specs, policy):
+    p = Pipeline("prop")
+    for name, reads, cost, size in specs:
+        p.add_task(Task(name, func=_concat(name), input_keys=reads, output_key="k" + name[1:],
+                        cost=cost, output_size=size))
+    g = p.compile()
+    expected_edges = {(f"t{r[1:]}", name) for name, reads, _, _ in specs for r in reads
+                      if r.startswith("k")}
+    assert set(g.nx.edges) == expected_edges
+    inputs = {k: k.upper() for k in p.inputs}
+    reference = dict(inputs)
+    for key in nx.topological_sort(g.nx):
+        t = p.tasks[key]
+        reference[t.output_key] = t(*(reference[k] for k in t.inputs))
+    assert p.run(policy=policy, **inputs) == reference

@@ -177,24 +177,26 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     cluster = _cluster(args.workers, args.speeds, 1.0)
     bound = lower_bound(graph, cluster)
     policies = [p.strip() for p in args.policy.split(",") if p.strip()]
+    if not policies:
+        raise ValueError("--policy is empty; name one or more policies, e.g. --policy heft,cpop")
     console = _console()
     console.print(f"{Path(args.trace).name}: {len(graph)} tasks, {len(graph.edge_src)} edges, "
                   f"CCR {graph.ccr:.3g}, {cluster.n_workers} workers")
     table = Table()
     for col in ("policy", "makespan (s)", "lower bound (s)", "ratio", "planning (ms)"):
         table.add_column(col, justify="left" if col == "policy" else "right")
-    first = None
+    plans = []
     for policy in policies:
         get_scheduler(policy)  # import the policy (and load its weights) outside the timing
         t0 = time.perf_counter()
         sched = schedule(graph, cluster, policy=policy, seed=args.seed)
         ms = (time.perf_counter() - t0) * 1e3
-        first = first or sched
+        plans.append(sched)
         ratio = sched.makespan / bound if bound > 0 else float("nan")
         table.add_row(policy, f"{sched.makespan:.2f}", f"{bound:.2f}", f"{ratio:.3f}", f"{ms:.1f}")
     console.print(table)
     if args.gantt:
-        first.gantt(path=args.gantt)
+        plans[0].gantt(path=args.gantt)
         print(f"Gantt chart of {policies[0]!r} written to {args.gantt}")
     return 0
 

@@ -70,11 +70,12 @@ def keywords(sentences: list[str], top: int = 6) -> dict[str, float]:
     """TF-IDF keywords, each sentence a document; returns word -> score, best first."""
     docs = [[w for w in _words(s) if w not in _STOPWORDS and len(w) > 2] for s in sentences]
     df = Counter(w for d in docs for w in set(d))
-    scores: Counter[str] = Counter()
+    scores: dict[str, float] = {}
     for d in docs:
         for w, c in Counter(d).items():
-            scores[w] += c * math.log((1 + len(docs)) / df[w])
-    return {w: round(v, 3) for w, v in scores.most_common(top)}
+            scores[w] = scores.get(w, 0.0) + c * math.log((1 + len(docs)) / df[w])
+    best = sorted(scores.items(), key=lambda wv: -wv[1])[:top]  # stable: ties keep first-seen order
+    return {w: round(v, 3) for w, v in best}
 
 
 def _syllables(word: str) -> int:

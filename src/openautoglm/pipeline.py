@@ -16,13 +16,13 @@ non-callable funcs, negative costs. Tests: ``tests/test_pipeline.py``.
 """
 from __future__ import annotations
 
-import math
-import string
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
+
+from openautoglm._pipeline_schema import PipelineError, check_task_args
 
 if TYPE_CHECKING:
     from openautoglm.cluster import Cluster
@@ -33,10 +33,6 @@ __all__ = ["Pipeline", "PipelineError", "Task", "TaskFailedError", "DEFAULT_WORK
 
 #: Workers of the default :class:`~openautoglm.cluster.Cluster` a pipeline plans on locally.
 DEFAULT_WORKERS = 4
-
-
-class PipelineError(ValueError):
-    """A pipeline or task definition that cannot run; the message names the culprit and the fix."""
 
 
 class TaskFailedError(RuntimeError):
@@ -57,22 +53,6 @@ class TaskFailedError(RuntimeError):
         self.task = task
         self.attempts = attempts
         self.partial = partial
-
-
-def _template_fields(template: str, where: str) -> list[str]:
-    """The base names of the ``{fields}`` a prompt template uses, in order."""
-    fields = []
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is None:
-            continue
-        base = field.split(".")[0].split("[")[0]
-        if not base or base.isdigit():
-            raise PipelineError(
-                f"{where}: prompt_template {template!r} has a positional field {{{field}}}; "
-                "name the input key instead, e.g. {cleaned_text}"
-            )
-        fields.append(base)
-    return fields
 
 
 class Task:
@@ -110,65 +90,10 @@ class Task:
                  resources: Mapping[str, float] | None = None, retries: int = 0,
                  output_size: float = 0.0, model: str | None = None,
                  prompt_template: str | None = None) -> None:
-        if not isinstance(name, str) or not name:
-            raise PipelineError(f"a task's name must be a non-empty string, got {name!r}")
+        inputs, output_key, resources = check_task_args(
+            name, func, input_key, input_keys, output_key, cost, parallel, resources, retries,
+            output_size, model, prompt_template)
         self.name = name
-        where = f"task {name!r}"
-        if func is not None and not callable(func):
-            raise PipelineError(
-                f"{where}: func must be callable, got {type(func).__name__} {func!r}; "
-                "pass the function itself (func=my_function), not its result")
-        if func is not None and (model is not None or prompt_template is not None):
-            raise PipelineError(f"{where}: give either func or model + prompt_template, not both")
-        if func is None and (model is None or prompt_template is None):
-            raise PipelineError(
-                f"{where} has nothing to run: give func=<callable>, or both model=<name> and "
-                "prompt_template=<str> for a prompt task")
-        if input_key is not None and input_keys is not None:
-            raise PipelineError(f"{where}: give input_key or input_keys, not both")
-        if isinstance(input_keys, str):
-            raise PipelineError(
-                f"{where}: input_keys must be a list of keys, got the string {input_keys!r}; "
-                f"use input_key={input_keys!r} or input_keys=[{input_keys!r}]")
-        inputs = (input_key,) if input_key is not None else tuple(input_keys or ())
-        for key in inputs:
-            if not isinstance(key, str) or not key:
-                raise PipelineError(f"{where}: keys must be non-empty strings, got {key!r}")
-        if len(set(inputs)) != len(inputs):
-            raise PipelineError(f"{where} reads a key twice in input_keys={list(inputs)}")
-        output_key = name if output_key is None else output_key
-        if not isinstance(output_key, str) or not output_key:
-            raise PipelineError(f"{where}: output_key must be a non-empty string, got {output_key!r}")
-        if output_key in inputs:
-            raise PipelineError(f"{where} reads and writes the same key {output_key!r}")
-        for label, value in (("cost", cost), ("output_size", output_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value < 0:
-                raise PipelineError(
-                    f"{where}: {label} must be a finite number >= 0 (seconds), got {value!r}")
-        if isinstance(parallel, bool) or not isinstance(parallel, (int, float)) \
-                or not 0.0 <= parallel <= 1.0:
-            raise PipelineError(
-                f"{where}: parallel is a fraction in [0, 1] (0 = serial), got {parallel!r}")
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise PipelineError(f"{where}: retries must be an int >= 0, got {retries!r}")
-        resources = dict(resources or {})
-        for res, amount in resources.items():
-            if not isinstance(res, str) or isinstance(amount, bool) \
-                    or not isinstance(amount, (int, float)) or amount < 0:
-                raise PipelineError(
-                    f"{where}: resources maps names to amounts >= 0, e.g. {{'GPU': 1}}; "
-                    f"got {res!r}: {amount!r}")
-        if prompt_template is not None:
-            if not isinstance(prompt_template, str):
-                raise PipelineError(f"{where}: prompt_template must be a string")
-            if not isinstance(model, str) or not model:
-                raise PipelineError(f"{where}: model must be a model name string, got {model!r}")
-            unknown = [f for f in _template_fields(prompt_template, where) if f not in inputs]
-            if unknown:
-                raise PipelineError(
-                    f"{where}: prompt_template uses {{{unknown[0]}}} but the task reads only "
-                    f"{list(inputs)}; add {unknown[0]!r} to input_keys or fix the template")
         self.func = func
         self.inputs: tuple[str, ...] = inputs
         self.output_key = output_key
@@ -374,7 +299,7 @@ class Pipeline:
         if engine is not None:
             return engine.run(self, policy=policy, inputs=inputs)
         plan = self.plan(policy=policy, cluster=cluster, graph=graph)
-        order = sorted(graph.tasks, key=lambda k: (plan.placements[k].start, graph.index[k]))
+        order = sorted(self.tasks, key=lambda k: (plan.placements[k].start, graph.index[k]))
         values: dict[str, Any] = dict(inputs)
         for name in order:
             values[self.tasks[name].output_key] = self._run_task(self.tasks[name], values)
