@@ -260,3 +260,17 @@ def test_earliest_start_is_the_earliest_fitting_slot(existing, t, d, k):
     assert found == brute
     s.add("new", 0, found, cores=k)
     assert_valid_schedule(s, complete=False)
+
+
+def test_pure_python_fallback_gives_the_same_plans(monkeypatch, heft_paper):
+    """Without numba the ranks and the list scheduler run in Python, with identical results."""
+    from openautoglm import _list_kernel
+
+    g = oag.random_dag(80, fat=0.6, density=0.4, ccr=2.0, seed=11)
+    c = oag.Cluster(speeds=[1, 2, 3], bandwidth=1.0, cores=[1, 2, 2])
+    compiled = {p: oag.schedule(g, c, p, seed=0).placements for p in CLASSIC}
+    monkeypatch.setattr(_list_kernel, "HAVE_NUMBA", False)
+    for p in CLASSIC:
+        assert oag.schedule(g, c, p, seed=0).placements == compiled[p], p
+    assert oag.schedule(*heft_paper, "heft").makespan == 80.0
+    assert oag.schedule(*heft_paper, "cpop").makespan == 86.0

@@ -22,7 +22,7 @@ import numpy as np
 HAVE_NUMBA = (importlib.util.find_spec("numba") is not None
               and not os.environ.get("OPENAUTOGLM_NO_NUMBA"))
 _HELPERS = ("_less", "_push", "_pop", "_bisect_right", "_earliest", "_insert", "_delete",
-            "_occupy", "_kernel")
+            "_occupy", "_kernel", "_upward", "_downward")
 _compiled: Any = None
 
 
@@ -37,6 +37,46 @@ def _compile() -> Any:
             g[name] = njit(cache=True)(g[name])
         _compiled = g["_kernel"]
     return _compiled
+
+
+def _upward(w, ptr, idx, cb):  # pragma: no cover - compiled
+    n = len(w)
+    best = np.zeros(n)
+    rank = np.empty(n)
+    for i in range(n - 1, -1, -1):
+        r = w[i] + best[i]
+        rank[i] = r
+        for e in range(ptr[i], ptr[i + 1]):
+            j = idx[e]
+            v = r + cb[e]
+            if v > best[j]:
+                best[j] = v
+    return rank
+
+
+def _downward(w, ptr, idx, cb):  # pragma: no cover - compiled
+    n = len(w)
+    rank = np.zeros(n)
+    for i in range(n):
+        r = 0.0
+        for e in range(ptr[i], ptr[i + 1]):
+            j = idx[e]
+            v = rank[j] + w[j] + cb[e]
+            if v > r:
+                r = v
+        rank[i] = r
+    return rank
+
+
+def ranks(direction: str, w: np.ndarray, ptr: np.ndarray, idx: np.ndarray, cb: np.ndarray
+          ) -> np.ndarray | None:
+    """Compiled upward/downward rank over the pred CSR; None when numba is unavailable."""
+    if not HAVE_NUMBA:
+        return None
+    _compile()
+    fn = globals()["_upward" if direction == "up" else "_downward"]
+    return fn(np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
+              np.ascontiguousarray(cb, dtype=np.float64))
 
 
 def _less(ka, ia, kb, ib):  # pragma: no cover - compiled

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from openautoglm import _list_kernel
 from openautoglm.cluster import Cluster
 from openautoglm.graph import TaskGraph
 from openautoglm.simulate import Schedule
@@ -154,6 +155,10 @@ def upward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | None
         >>> upward_rank(g, g.cost, g.pred_size).tolist()
         [4.0, 1.0]
     """
+    cb_arr = cbar_pred if cbar_pred is not None else np.zeros(len(graph.pred_idx))
+    fast = _list_kernel.ranks("up", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
+    if fast is not None:
+        return fast
     n = len(graph)
     # Push each node's final rank into its parents (pred CSR), walking the order backwards.
     best = [0.0] * n
@@ -184,6 +189,10 @@ def downward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | No
         >>> downward_rank(g, g.cost, g.pred_size).tolist()
         [0.0, 3.0]
     """
+    cb_arr = cbar_pred if cbar_pred is not None else np.zeros(len(graph.pred_idx))
+    fast = _list_kernel.ranks("down", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
+    if fast is not None:
+        return fast
     n = len(graph)
     rank = [0.0] * n
     w = wbar.tolist()
