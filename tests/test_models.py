@@ -278,8 +278,8 @@ def test_save_and_load_glm_round_trip(tiny_glm, tmp_path, name):
         assert torch.equal(v, loaded.state_dict()[k])
     a = M.get_model(str(path))
     try:
-        assert isinstance(a, M.GLMModel)
-        assert a.generate("The ", max_new_tokens=8) == M.GLMModel(model, tokenizer, model.config).generate(
+        assert isinstance(a, M.LocalGLM)
+        assert a.generate("The ", max_new_tokens=8) == M.LocalGLM(model, tokenizer, model.config).generate(
             "The ", max_new_tokens=8)
     finally:
         M._INSTANCES.pop(str(path), None)
@@ -321,7 +321,7 @@ def test_builtin_glm_is_trained_once_then_cached(tmp_path, monkeypatch):
     stamp = (path / "model.safetensors").stat().st_mtime_ns
     assert M.glm_checkpoint("glm-tiny") == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp  # not retrained
-    model = M.GLMModel.from_checkpoint(path)
+    model = M.LocalGLM.from_checkpoint(path)
     assert isinstance(model.generate("The ", max_new_tokens=4), str)
     with pytest.raises(ValueError, match="glm-small"):
         M.glm_checkpoint("glm-huge")

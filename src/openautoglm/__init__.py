@@ -38,6 +38,18 @@ from openautoglm.report import RunResult
 from openautoglm.glm import BatchingServer, CharTokenizer, GLMConfig, GLMModel
 from openautoglm.glm.tasks import glm_pipeline
 # --- automation: AutoTrainer, AutoTask, models ---
+from openautoglm.autotask import AutoTask, AutoTaskResult
+from openautoglm.autotrain import AutoTrainer
+from openautoglm.autotrain_config import AutoTrainConfig, AutoTrainConfigError
+from openautoglm.evaluate import bleu, rouge, score
+from openautoglm.models import (
+    ChatCompletionsModel,
+    LocalGLM,
+    ModelError,
+    ModelRouter,
+    get_model,
+    register_model,
+)
 
 __all__ = [
     "__version__",
@@ -84,4 +96,18 @@ __all__ = [
     "BatchingServer",
     "glm_pipeline",
     # --- automation ---
+    "AutoTrainer",
+    "AutoTrainConfig",
+    "AutoTrainConfigError",
+    "AutoTask",
+    "AutoTaskResult",
+    "bleu",
+    "rouge",
+    "score",
+    "register_model",
+    "get_model",
+    "ModelRouter",
+    "ModelError",
+    "ChatCompletionsModel",
+    "LocalGLM",
 ]

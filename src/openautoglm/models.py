@@ -168,7 +168,7 @@ def get_model(name: str, task: str | None = None) -> Model:
         elif name.startswith("api:") and len(name) > 4:
             model = ChatCompletionsModel(name[4:])
         elif Path(name).expanduser().is_file() or (Path(name).expanduser() / "config.json").is_file():
-            model = GLMModel.from_checkpoint(Path(name).expanduser())
+            model = LocalGLM.from_checkpoint(Path(name).expanduser())
         else:
             check_model_name(name)
             raise AssertionError("unreachable")  # pragma: no cover
@@ -321,7 +321,7 @@ def load_glm(path: str | Path) -> tuple[Any, Any, Any]:
     return model, glm.CharTokenizer.from_dict(meta["tokenizer"]), config
 
 
-class GLMModel:
+class LocalGLM:
     """A local GLM behind the model interface.
 
     Args:
@@ -341,7 +341,7 @@ class GLMModel:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, name: str | None = None) -> GLMModel:
+    def from_checkpoint(cls, path: str | Path, name: str | None = None) -> LocalGLM:
         """Load a checkpoint directory or an export of :func:`save_glm` (weights only)."""
         path = Path(path)
         model, tokenizer, config = load_glm(path)
@@ -375,7 +375,7 @@ class GLMModel:
 
 def _preset_factory(preset: str) -> Callable[[], Model]:
     def factory() -> Model:
-        return GLMModel.from_checkpoint(glm_checkpoint(preset), name=preset)
+        return LocalGLM.from_checkpoint(glm_checkpoint(preset), name=preset)
 
     return factory
 
