@@ -271,6 +271,7 @@ def test_prompt_yaml_example_loads():
     assert answer.model == "glm-tiny" and answer.inputs == ("question",)
     assert answer.prompt_template == "Question: {question}\nAnswer:"
     assert p.inputs == ["raw_question"]
+    assert Pipeline.from_yaml(p.to_yaml()).to_yaml() == p.to_yaml()
 
 
 # --- YAML ------------------------------------------------------------------------------------

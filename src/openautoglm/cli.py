@@ -95,11 +95,13 @@ def _short(value: Any, limit: int = 240) -> str:
 
 def _run_pipeline(pipeline: Any, args: argparse.Namespace, inputs: dict[str, Any]) -> dict[str, Any]:
     """Plan, print the plan, run (locally or on Dask) and return every key."""
+    from openautoglm.schedulers import get_scheduler
     from openautoglm.simulate import lower_bound
 
     console = _console()
     cluster = _cluster(args.workers, None, 1.0)
     graph = pipeline.compile(inputs=inputs)
+    get_scheduler(args.policy)  # import the policy (and load its weights) outside the timing
     t0 = time.perf_counter()
     plan = pipeline.plan(policy=args.policy, cluster=cluster, graph=graph)
     planned = time.perf_counter() - t0
