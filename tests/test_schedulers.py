@@ -104,6 +104,18 @@ def test_policy_shape_grid(policy, shape):
         assert s.makespan == pytest.approx(21.0) or policy in ("random", "fifo")
 
 
+@pytest.mark.parametrize("ccr", [1.0, 10.0])
+def test_policies_on_real_traces(workflows_dir, ccr):
+    """The smallest Pegasus trace of each family, on a heterogeneous cluster."""
+    from conftest import smallest_traces
+
+    c = oag.Cluster(speeds=[1, 1, 2, 4], bandwidth=1.0, cores=[1, 2, 1, 2])
+    for path in smallest_traces(workflows_dir):
+        g = oag.load_wfcommons(path).with_ccr(ccr)
+        for policy in CLASSIC:
+            assert_valid_schedule(oag.schedule(g, c, policy, seed=0))
+
+
 def test_serial_chain_on_one_worker_is_exact():
     g = oag.TaskGraph.from_networkx(_chain())
     s = oag.schedule(g, oag.Cluster.homogeneous(3), "heft")
@@ -192,15 +204,19 @@ def graphs_and_clusters(draw):
     speeds = draw(st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0]), min_size=W, max_size=W))
     cores = draw(st.lists(st.integers(1, 3), min_size=W, max_size=W))
     bw = draw(st.sampled_from([0.5, 1.0, 4.0, float("inf")]))
-    if draw(st.booleans()):
+    extra = draw(st.sampled_from(["none", "parallel", "costs"]))
+    if extra != "none":
         G = nx.DiGraph(g.nx)
         for k in G.nodes:
-            G.nodes[k]["parallel"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
+            if extra == "parallel":
+                G.nodes[k]["parallel"] = draw(st.sampled_from([0.0, 0.5, 1.0]))
+            elif draw(st.booleans()):  # unrelated machines, mixed with plain-cost tasks
+                G.nodes[k]["costs"] = draw(st.lists(st.floats(0, 30), min_size=W, max_size=W))
         g = oag.TaskGraph.from_networkx(G)
     return g, oag.Cluster(speeds=speeds, bandwidth=bw, cores=cores)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graphs_and_clusters(), st.sampled_from(CLASSIC))
 def test_every_policy_valid_and_above_lower_bound(gc, policy):
     g, c = gc

@@ -427,7 +427,8 @@ def _wf14(wf: dict[str, Any], path: Path) -> tuple[list, list]:
         if jobs is None:
             raise ValueError(f"{path}: WfFormat 1.4 trace lacks workflow.tasks")
         tasks = jobs
-    key = "id" if all("id" in t for t in tasks) else "name"
+    # In 1.4 ``name`` is the unique reference (parents list names); ``id`` is optional.
+    key = "name" if all("name" in t for t in tasks) else "id"
     by_name = {t["name"]: t[key] for t in tasks if "name" in t}
     nodes, outputs, inputs, sizes = [], {}, {}, {}
     for t in tasks:
