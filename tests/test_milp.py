@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 
 from openautoglm.cluster import Cluster
 from openautoglm.graph import TaskGraph, random_dag
+from openautoglm.schedulers import schedule
 from openautoglm.schedulers.milp import MILPScheduler, replay, solve_makespan_milp
 from openautoglm.simulate import Schedule, lower_bound
 from openautoglm.testing import assert_valid_schedule
@@ -84,6 +89,8 @@ def test_hand_computed_optimum(nodes, edges, cluster, optimum):
     assert_valid_schedule(s)
     assert s.makespan == pytest.approx(optimum, abs=1e-9)
     assert s.makespan == pytest.approx(brute_force_makespan(g, cluster), abs=1e-9)
+    assert lower_bound(g, cluster) - 1e-9 <= s.makespan
+    assert s.makespan <= schedule(g, cluster, policy="heft").makespan + 1e-9
 
 
 def test_heft_paper_example_optimum():
@@ -94,7 +101,8 @@ def test_heft_paper_example_optimum():
     assert_valid_schedule(s)
     assert scheduler.last_result.optimal
     assert s.makespan == pytest.approx(73.0)
-    assert lower_bound(g, c) <= s.makespan <= 80.0
+    assert schedule(g, c, policy="heft").makespan == pytest.approx(80.0)
+    assert lower_bound(g, c) <= s.makespan
     assert scheduler.last_result.bound == pytest.approx(73.0, rel=1e-6)
 
 
@@ -134,8 +142,6 @@ def test_equals_brute_force(instance):
 @pytest.mark.parametrize("ccr", [0.1, 1.0, 10.0])
 @pytest.mark.parametrize("seed", range(3))
 def test_between_lower_bound_and_heft(ccr, seed):
-    from openautoglm.schedulers import schedule
-
     g = random_dag(10, ccr=ccr, seed=seed)
     c = Cluster(speeds=[1, 1, 2], bandwidth=1.0)
     s = MILPScheduler().schedule(g, c)
@@ -153,8 +159,13 @@ def test_relabelling_tasks_keeps_the_optimum():
 
 
 def test_policy_name_optimal_is_registered():
-    from openautoglm.schedulers import schedule
-
+    """A fresh interpreter knows policy "optimal" after a plain ``import openautoglm``."""
+    code = "import openautoglm as oag; print('optimal' in oag.available_policies())"
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.stdout.strip() == "True", out.stderr
     g = random_dag(6, ccr=1.0, seed=1)
     c = Cluster.homogeneous(2)
     assert schedule(g, c, policy="optimal").makespan == \

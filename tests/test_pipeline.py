@@ -231,6 +231,9 @@ def test_engine_receives_pipeline_policy_and_inputs():
     assert engine.calls == [(p, "cpop", {"raw_text": "x"})]
     with pytest.raises(PipelineError):  # validated before the engine is called
         p.run(engine=engine)
+    from openautoglm.cluster import Cluster
+    with pytest.raises(PipelineError, match="drop cluster= or drop engine="):
+        p.run(engine=engine, cluster=Cluster.homogeneous(2), raw_text="x")
     assert len(engine.calls) == 1
 
 

@@ -282,7 +282,8 @@ class Pipeline:
         Args:
             engine: Optional engine to execute on (e.g. Dask); ``None`` runs locally.
             policy: Scheduler name used to plan.
-            cluster: Cluster to plan on locally (default ``DEFAULT_WORKERS`` equal workers).
+            cluster: Cluster to plan on locally (default ``DEFAULT_WORKERS`` equal workers);
+                not allowed with ``engine``, which plans on its own workers.
             **inputs: The pipeline's input keys (see :attr:`inputs`). A key named ``engine``,
                 ``policy`` or ``cluster`` cannot be passed this way: rename it.
 
@@ -297,6 +298,9 @@ class Pipeline:
         graph = self.compile(inputs=inputs)
         self._check_models()
         if engine is not None:
+            if cluster is not None:
+                raise PipelineError("cluster= plans a local run; an engine plans on its own "
+                                    "workers: drop cluster= or drop engine=")
             return engine.run(self, policy=policy, inputs=inputs)
         plan = self.plan(policy=policy, cluster=cluster, graph=graph)
         order = sorted(self.tasks, key=lambda k: (plan.placements[k].start, graph.index[k]))
