@@ -168,6 +168,22 @@ def test_hopeless_trial_is_pruned(tmp_path):
     assert trainer.study.trials[2].last_step == 5  # stopped at the first report
 
 
+def test_pruning_reaches_the_study_through_a_given_engine(tmp_path):
+    """Dask serialises the graph even in-process: the trial jobs must carry no engine and must
+    still report to the in-memory study of this process."""
+    pytest.importorskip("distributed")
+    from openautoglm.executor import Engine
+
+    cfg = tiny(tmp_path, search={"trials": 3, "parallel": 1, "storage": None},
+               training={"steps": 20, "lr": [5e-3, 1e-7]}, cluster={"policy": "heft"})
+    with Engine(n_workers=1, processes=False, dashboard=False, progress=False) as engine:
+        trainer = AutoTrainer(config=cfg, engine=engine)
+        for lr in (5e-3, 5e-3, 1e-7):
+            trainer.study.enqueue_trial({"lr": lr, "hidden": 16})
+        df = trainer.search()
+    assert list(df["state"]) == ["complete", "complete", "pruned"]
+
+
 # --- resuming after a real interruption ------------------------------------------------------
 RESUME_SCRIPT = """
 import sys, torch, optuna

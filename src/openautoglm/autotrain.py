@@ -66,6 +66,135 @@ class _Trial:
     handle: Any  # the optuna Trial
 
 
+#: Optuna trials of running waves in this process, by key; a job finds its trial here when it
+#: runs in this process (threads of an in-process cluster), so pruning reports reach the study.
+_LIVE_TRIALS: dict[str, Any] = {}
+
+
+@dataclass
+class _TrialJob:
+    """The three steps of one trial, picklable (Dask serialises the graph even in-process).
+
+    It carries the configuration and the trial's parameters, not the trainer (which holds an
+    engine and a study). Pruning reports go to the live trial of this process, or, on another
+    process or machine, to the study's RDB storage; with neither, the trial is not pruned.
+    """
+
+    config: AutoTrainConfig
+    number: int
+    params: dict[str, Any]
+    live_key: str
+    storage_url: str | None
+    study_name: str
+    trial_id: int
+
+    def _trial(self) -> Any:
+        live = _LIVE_TRIALS.get(self.live_key)
+        if live is not None or self.storage_url is None:
+            return live
+        import optuna
+
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage_url)
+        return optuna.trial.Trial(study, self.trial_id)
+
+    def prepare(self, text: str) -> dict[str, Any]:
+        """Split the corpus and cut the held-out examples for text metrics."""
+        from openautoglm import glm
+
+        _, val_text = glm.split_text(text, self.config.data.val_fraction)
+        return {"text": text, "val_text": val_text, "examples": self._examples(val_text)}
+
+    def _examples(self, val: str) -> list[tuple[str, str]]:
+        """Held-out (input, reference) pairs for text metrics, at fixed positions."""
+        e = self.config.evaluation
+        span = e.prompt_chars + e.target_chars
+        if len(val) <= span:
+            raise ValueError(f"validation text of {len(val)} characters is too short for "
+                             f"evaluation.prompt_chars + target_chars = {span}")
+        starts = np.linspace(0, len(val) - span - 1, e.examples).astype(int)
+        if self.config.task == "text-generation":
+            return [(val[s:s + e.prompt_chars], val[s + e.prompt_chars:s + span]) for s in starts]
+        half = e.prompt_chars // 2
+        return [(val[s:s + half] + "[MASK]" + val[s + half + e.target_chars:s + span],
+                 val[s + half:s + half + e.target_chars]) for s in starts]
+
+    def train(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Train with pruning checks at every evaluation; errors end this trial only."""
+        from openautoglm import glm
+
+        p, tr = self.params, self.config.training
+        sign = 1.0 if self.config.direction == "minimize" else -1.0
+        trial = self._trial()
+        state = {"pruned": False, "steps": 0}
+
+        def report(step: int, val_loss: float) -> bool:
+            state["steps"] = step
+            if not math.isfinite(val_loss):
+                return False
+            if step == 0 or trial is None:
+                return True
+            trial.report(sign * val_loss, step)
+            if trial.should_prune():
+                state["pruned"] = True
+                return False
+            return True
+
+        start = time.perf_counter()
+        try:
+            model, tokenizer, hist = glm.train(
+                {"n_layers": p["n_layers"], "hidden": p["hidden"], "heads": p["heads"],
+                 "max_len": self.config.model_space.max_len, "dropout": float(p["dropout"])},
+                data["text"], steps=p["steps"], batch_size=p["batch_size"], lr=float(p["lr"]),
+                seed=self.config.search.seed, seq_len=tr.seq_len, callback=report,
+                val_fraction=self.config.data.val_fraction, eval_every=tr.eval_every)
+        except Exception as err:  # noqa: BLE001 - one bad trial must not end the wave
+            return {"error": f"{type(err).__name__}: {err}"}
+        return {"model": model, "tokenizer": tokenizer, "history": hist, "data": data,
+                "pruned": state["pruned"], "steps_run": state["steps"],
+                "train_seconds": time.perf_counter() - start}
+
+    def evaluate(self, trained: dict[str, Any]) -> dict[str, Any]:
+        """The metric on held-out text; saves the weights of a finished trial."""
+        from openautoglm import glm
+        from openautoglm.models import save_glm
+
+        out = {k: trained[k] for k in ("pruned", "error", "train_seconds", "steps_run") if k in trained}
+        if trained.get("error") or trained.get("pruned"):
+            return out
+        model, tok, data = trained["model"], trained["tokenizer"], trained["data"]
+        start = time.perf_counter()
+        try:
+            if self.config.metric == "loss":
+                value = glm.evaluate(model, tok, data["val_text"], seq_len=self.config.training.seq_len,
+                                     batch_size=8, n_batches=4, seed=self.config.search.seed)["loss"]
+            else:
+                value = self._text_metric(model, tok, data["examples"])
+        except Exception as err:  # noqa: BLE001
+            return {**out, "error": f"{type(err).__name__}: {err}"}
+        if not math.isfinite(value):
+            return {**out, "error": f"metric is {value}"}
+        save_glm(Path(self.config.output_dir) / "trials" / f"trial-{self.number}.safetensors", model, tok,
+                 extra={"params": self.params, "value": value})
+        out.update(value=float(value), seconds=out.get("train_seconds", 0.0) + time.perf_counter() - start)
+        return out
+
+    def _text_metric(self, model: Any, tok: Any, examples: list[tuple[str, str]]) -> float:
+        from openautoglm import glm
+
+        e = self.config.evaluation
+        if self.config.task == "text-generation":
+            hyps = glm.generate_batch(model, tok, [x for x, _ in examples], max_new_tokens=e.target_chars)
+        else:
+            half = e.prompt_chars // 2
+            hyps = []
+            for text, _ in examples:
+                filled = glm.fill_blank(model, tok, text, max_new_tokens=e.target_chars)
+                right = len(text) - len(text.split("[MASK]", 1)[0]) - len("[MASK]")
+                hyps.append(filled[half:len(filled) - right] if right else filled[half:])
+        metric = _METRIC_KEY[self.config.metric]
+        return score(hyps, [r for _, r in examples], metrics=[metric])[metric]
+
+
 class AutoTrainer:
     """Bayesian search over GLM shapes and training settings (see the module docstring).
 
@@ -252,123 +381,39 @@ class AutoTrainer:
         seq_len = self.config.training.seq_len
         tasks = []
         for t in wave:
-            n = t.number
+            n, job = t.number, self._job(t)
             tasks += [
-                Task(f"prepare-{n}", func=self._prepare, input_key="corpus", output_key=f"data-{n}", cost=0.05),
-                Task(f"train-{n}", func=_bind(self._train, t), input_key=f"data-{n}",
+                Task(f"prepare-{n}", func=job.prepare, input_key="corpus", output_key=f"data-{n}", cost=0.05),
+                Task(f"train-{n}", func=job.train, input_key=f"data-{n}",
                      output_key=f"model-{n}", cost=trial_cost(t.params, seq_len)),
-                Task(f"evaluate-{n}", func=_bind(self._evaluate, t), input_key=f"model-{n}",
+                Task(f"evaluate-{n}", func=job.evaluate, input_key=f"model-{n}",
                      output_key=f"outcome-{n}", cost=0.3 if self.config.metric == "loss" else 1.0),
             ]
         return Pipeline("autotrain-wave", tasks)
 
+    def _job(self, trial: _Trial) -> _TrialJob:
+        storage = self.study._storage
+        url = getattr(storage, "url", None)
+        key = f"{id(self.study)}:{trial.number}"
+        _LIVE_TRIALS[key] = trial.handle
+        return _TrialJob(self.config, trial.number, dict(trial.params), key,
+                         url, self.study.study_name, trial.handle._trial_id)
+
     def _run_wave(self, wave: list[_Trial], engine: Any, history: Any) -> list[dict[str, Any]]:
-        pipeline = self.wave_pipeline(wave)
         inputs = {"corpus": self._corpus()}
         policy = self.config.cluster.policy
-        if policy == "sequential":
-            values = pipeline.run(**inputs)
-        elif policy == "dask":
-            values = _run_plain_dask(engine.client, pipeline, inputs)
-        else:
-            values = engine.run(pipeline, policy=policy, inputs=inputs, history=history)
-        return [values[f"outcome-{t.number}"] for t in wave]
-
-    def _prepare(self, text: str) -> dict[str, Any]:
-        from openautoglm import glm
-
-        train_text, val_text = glm.split_text(text, self.config.data.val_fraction)
-        return {"text": text, "val_text": val_text, "examples": self._examples(val_text)}
-
-    def _examples(self, val: str) -> list[tuple[str, str]]:
-        """Held-out (input, reference) pairs for text metrics, at fixed positions."""
-        e = self.config.evaluation
-        span = e.prompt_chars + e.target_chars
-        if len(val) <= span:
-            raise ValueError(f"validation text of {len(val)} characters is too short for "
-                             f"evaluation.prompt_chars + target_chars = {span}")
-        starts = np.linspace(0, len(val) - span - 1, e.examples).astype(int)
-        if self.config.task == "text-generation":
-            return [(val[s:s + e.prompt_chars], val[s + e.prompt_chars:s + span]) for s in starts]
-        half = e.prompt_chars // 2
-        return [(val[s:s + half] + "[MASK]" + val[s + half + e.target_chars:s + span],
-                 val[s + half:s + half + e.target_chars]) for s in starts]
-
-    def _train(self, trial: _Trial, data: dict[str, Any]) -> dict[str, Any]:
-        from optuna import TrialPruned
-
-        from openautoglm import glm
-
-        p, tr = trial.params, self.config.training
-        sign = 1.0 if self.config.direction == "minimize" else -1.0
-        state = {"pruned": False, "steps": 0}
-
-        def report(step: int, val_loss: float) -> bool:
-            state["steps"] = step
-            if step == 0 or not math.isfinite(val_loss):
-                return math.isfinite(val_loss)
-            trial.handle.report(sign * val_loss, step)
-            if trial.handle.should_prune():
-                state["pruned"] = True
-                return False
-            return True
-
-        start = time.perf_counter()
         try:
-            model, tokenizer, hist = glm.train(
-                {"n_layers": p["n_layers"], "hidden": p["hidden"], "heads": p["heads"],
-                 "max_len": self.config.model_space.max_len, "dropout": float(p["dropout"])},
-                data["text"], steps=p["steps"], batch_size=p["batch_size"], lr=float(p["lr"]),
-                seed=self.config.search.seed, seq_len=tr.seq_len, callback=report,
-                val_fraction=self.config.data.val_fraction, eval_every=tr.eval_every)
-        except TrialPruned:  # pragma: no cover - the callback stops instead of raising
-            state["pruned"] = True
-            return {"pruned": True}
-        except Exception as err:  # noqa: BLE001 - one bad trial must not end the wave
-            return {"error": f"{type(err).__name__}: {err}"}
-        return {"model": model, "tokenizer": tokenizer, "history": hist, "data": data,
-                "pruned": state["pruned"], "steps_run": state["steps"],
-                "train_seconds": time.perf_counter() - start}
-
-    def _evaluate(self, trial: _Trial, trained: dict[str, Any]) -> dict[str, Any]:
-        from openautoglm import glm
-        from openautoglm.models import save_glm
-
-        out = {k: trained[k] for k in ("pruned", "error", "train_seconds", "steps_run") if k in trained}
-        if trained.get("error") or trained.get("pruned"):
-            return out
-        model, tok, data = trained["model"], trained["tokenizer"], trained["data"]
-        start = time.perf_counter()
-        try:
-            if self.config.metric == "loss":
-                value = glm.evaluate(model, tok, data["val_text"], seq_len=self.config.training.seq_len,
-                                     batch_size=8, n_batches=4, seed=self.config.search.seed)["loss"]
+            pipeline = self.wave_pipeline(wave)
+            if policy == "sequential":
+                values = pipeline.run(**inputs)
+            elif policy == "dask":
+                values = _run_plain_dask(engine.client, pipeline, inputs)
             else:
-                value = self._text_metric(model, tok, data["examples"])
-        except Exception as err:  # noqa: BLE001
-            return {**out, "error": f"{type(err).__name__}: {err}"}
-        if not math.isfinite(value):
-            return {**out, "error": f"metric is {value}"}
-        save_glm(self.output_dir / "trials" / f"trial-{trial.number}.safetensors", model, tok,
-                 extra={"params": trial.params, "value": value})
-        out.update(value=float(value), seconds=out.get("train_seconds", 0.0) + time.perf_counter() - start)
-        return out
-
-    def _text_metric(self, model: Any, tok: Any, examples: list[tuple[str, str]]) -> float:
-        from openautoglm import glm
-
-        e = self.config.evaluation
-        if self.config.task == "text-generation":
-            hyps = glm.generate_batch(model, tok, [x for x, _ in examples], max_new_tokens=e.target_chars)
-        else:
-            half = e.prompt_chars // 2
-            hyps = []
-            for text, _ in examples:
-                filled = glm.fill_blank(model, tok, text, max_new_tokens=e.target_chars)
-                right = len(text) - len(text.split("[MASK]", 1)[0]) - len("[MASK]")
-                hyps.append(filled[half:len(filled) - right] if right else filled[half:])
-        metric = _METRIC_KEY[self.config.metric]
-        return score(hyps, [r for _, r in examples], metrics=[metric])[metric]
+                values = engine.run(pipeline, policy=policy, inputs=inputs, history=history)
+            return [values[f"outcome-{t.number}"] for t in wave]
+        finally:
+            for t in wave:
+                _LIVE_TRIALS.pop(f"{id(self.study)}:{t.number}", None)
 
     # --- results -------------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
@@ -449,14 +494,6 @@ class AutoTrainer:
         params = {**best.params, **{k: v for k, v in best.user_attrs.items() if k in self.config.search_space()}}
         return save_glm(path, model, tok, extra={"trial": best.number, "params": params,
                                                   "metric": self.config.metric, "value": best.value})
-
-
-def _bind(method: Any, trial: _Trial) -> Any:
-    def call(arg: Any) -> Any:
-        return method(trial, arg)
-
-    call.__qualname__ = f"{method.__name__}[trial {trial.number}]"
-    return call
 
 
 def _run_plain_dask(client: Any, pipeline: Pipeline, inputs: dict[str, Any]) -> dict[str, Any]:
