@@ -71,6 +71,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "ccr",             # log10 of the graph's CCR (same for every task)
     "parallelism",     # log(total work / (cp * n_workers)): >0 means workers are the limit
     "n_workers",       # log2(n_workers) / 4
+    "cores",           # log2(mean cores per worker) / 3 (room for shares)
 )
 
 
@@ -223,6 +224,7 @@ def _feature_matrix(graph: TaskGraph, cluster: Cluster, r: Ranks) -> np.ndarray:
         np.full(n, np.log10(max(ccr, 1e-3))),
         np.full(n, np.log(max(parallelism, 1e-3))),
         np.full(n, np.log2(cluster.n_workers) / 4.0),
+        np.full(n, np.log2(float(np.mean(cluster.cores))) / 3.0),
     ]
     x = np.stack(cols, axis=1) if n else np.zeros((0, len(FEATURE_NAMES)))
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
@@ -250,7 +252,7 @@ def graph_features(graph: TaskGraph, cluster: Cluster) -> GraphFeatures:
         >>> nx.set_node_attributes(G, 1.0, "cost")
         >>> f = graph_features(TaskGraph.from_networkx(G), Cluster.homogeneous(2))
         >>> tuple(f.x.shape), tuple(f.edge_index.shape)
-        ((4, 20), (2, 8))
+        ((4, 21), (2, 8))
         >>> f.x[:, FEATURE_NAMES.index("on_cp")].tolist()
         [1.0, 1.0, 1.0, 1.0]
     """

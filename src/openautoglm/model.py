@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import GCNConv
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
 __all__ = ["SchedulerGCN"]
 
@@ -67,8 +68,9 @@ class SchedulerGCN(nn.Module):
         self.hidden_channels = hidden_channels
         self.base_feature = base_feature
         self.min_share = min_share
-        self.conv1 = GCNConv(in_channels, hidden_channels)
-        self.conv2 = GCNConv(hidden_channels, hidden_channels)
+        # Both layers share one normalised adjacency, computed once per forward call.
+        self.conv1 = GCNConv(in_channels, hidden_channels, normalize=False)
+        self.conv2 = GCNConv(hidden_channels, hidden_channels, normalize=False)
         self.priority_head = nn.Sequential(
             nn.Linear(hidden_channels + in_channels, hidden_channels),
             nn.ReLU(),
@@ -117,6 +119,9 @@ class SchedulerGCN(nn.Module):
                 f"x must have shape (n, {self.in_channels}), got {tuple(x.shape)}; build it "
                 f"with openautoglm.features.graph_features"
             )
+        # D^-1/2 (A + I) D^-1/2, as GCNConv(normalize=True) computes in each layer.
+        edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(0), add_self_loops=True,
+                                           dtype=x.dtype)
         h = torch.relu(self.conv1(x, edge_index, edge_weight))
         h = torch.relu(self.conv2(h, edge_index, edge_weight))
         z = torch.cat([h, x], dim=1)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from openautoglm.cluster import Cluster
-from openautoglm.features import FEATURE_NAMES, graph_features
+from openautoglm.features import FEATURE_NAMES, graph_features, ranks
 from openautoglm.graph import load_wfcommons, random_dag
 from openautoglm.search import perturbed_heft_search
 from openautoglm.simulate import list_schedule
@@ -64,6 +64,7 @@ class Example(NamedTuple):
         graph: The task graph.
         cluster: The cluster it is planned on.
         target: Best priority found by the search (indexed like ``graph.tasks``).
+        share: Best shares found by the search, or ``None`` on one-core workers (no choice).
         heft: HEFT's makespan (the reward scale).
         best: The search's makespan.
         source: Family name (``"layered"``, ..., or ``"trace:<family>"``).
@@ -72,6 +73,7 @@ class Example(NamedTuple):
     graph: TaskGraph
     cluster: Cluster
     target: np.ndarray
+    share: np.ndarray | None
     heft: float
     best: float
     source: str
@@ -93,6 +95,7 @@ def make_examples(
     trace_dir: str | Path | None = None,
     exclude_families: Sequence[str] = (),
     max_trace_tasks: int = 400,
+    multicore: float = 0.3,
     log: Callable[[str], None] | None = None,
 ) -> list[Example]:
     """Generate training graphs and their search targets.
@@ -106,6 +109,8 @@ def make_examples(
         trace_dir: Folder of WfFormat traces (``<family>/*.json``) to add, or ``None``.
         exclude_families: Trace families left out (e.g. the one a benchmark tests on).
         max_trace_tasks: Traces larger than this are skipped (search cost).
+        multicore: Fraction of generated graphs given parallel fractions and multi-core
+            workers (where the share head has something to learn).
         log: Progress callback.
 
     Returns:
@@ -129,7 +134,15 @@ def make_examples(
         ccr = float(10 ** rng.uniform(-1, 1)) if rng.random() < 0.4 else float(rng.choice(CCRS))
         g = random_dag(n, fat=knobs["fat"], density=knobs["density"], regularity=knobs["regularity"],
                        jump=int(knobs["jump"]), ccr=ccr, seed=int(rng.integers(2**31)))
-        pairs.append((g, _clusters(rng), fam))
+        cl = _clusters(rng)
+        if rng.random() < multicore:
+            G = g.nx.copy()
+            for key, p in zip(g.tasks, rng.beta(0.7, 0.7, size=len(g)).tolist()):
+                G.nodes[key]["parallel"] = p
+            g = g.from_networkx(G)
+            cl = Cluster(speeds=cl.speeds, bandwidth=cl.bandwidth,
+                         cores=int(rng.choice([2, 4, 8])))
+        pairs.append((g, cl, fam))
     if trace_dir is not None:
         root = Path(trace_dir)
         if not root.is_dir():
@@ -146,11 +159,35 @@ def make_examples(
     out = []
     t0 = time.perf_counter()
     for k, (g, c, src) in enumerate(pairs):
-        res = perturbed_heft_search(g, c, samples=samples, seed=int(rng.integers(2**31)))
-        out.append(Example(g, c, res.priority, float(res.makespans[0]), float(res.schedule.makespan), src))
+        out.append(_search(g, c, samples, int(rng.integers(2**31)), src))
         if log and (k + 1) % 50 == 0:
             log(f"  targets {k + 1}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
     return out
+
+
+def _search(g: TaskGraph, c: Cluster, samples: int, seed: int, source: str) -> Example:
+    """Search targets: perturbed HEFT rankings; on multi-core workers also random shares."""
+    if int(c.cores.max()) <= 1:
+        res = perturbed_heft_search(g, c, samples=samples, seed=seed)
+        return Example(g, c, res.priority, None, float(res.makespans[0]),
+                       float(res.schedule.makespan), source)
+    rng = np.random.default_rng(seed)
+    base = ranks(g, c).rank_u
+    one_core = np.full(len(g), 0.05)
+    heft = list_schedule(g, c, base, shares=one_core).makespan
+    best = (heft, base, one_core)
+    for k in range(1, samples):
+        prio = base if k < samples // 2 else base * np.exp(0.3 * rng.standard_normal(len(g)))
+        if k == 1:
+            share = np.ones(len(g))
+        elif rng.random() < 0.5:  # structured: more cores for more parallel tasks
+            share = np.clip(g.parallel ** rng.uniform(0.3, 3.0) * rng.uniform(0.3, 1.5), 0.05, 1.0)
+        else:
+            share = rng.uniform(0.05, 1.0, size=len(g))
+        m = list_schedule(g, c, prio, shares=share).makespan
+        if m < best[0]:
+            best = (m, prio, share)
+    return Example(g, c, best[1], best[2], float(heft), float(best[0]), source)
 
 
 def _list_mle(score: torch.Tensor, target: np.ndarray, temperature: float) -> torch.Tensor:
@@ -176,11 +213,13 @@ def train_scheduler(
     graphs: int = 200,
     samples: int = 64,
     epochs: int = 30,
-    pg_epochs: int = 3,
+    pg_epochs: int = 0,
     pg_samples: int = 8,
     hidden: int = 32,
     lr: float = 3e-3,
     temperature: float = 0.02,
+    share_weight: float = 10.0,
+    multicore: float = 0.3,
     sizes: tuple[int, int] = (30, 150),
     holdout: Sequence[str] = DEFAULT_HOLDOUT,
     trace_dir: str | Path | None = None,
@@ -200,6 +239,8 @@ def train_scheduler(
         hidden: Width of the GCN.
         lr: Adam learning rate.
         temperature: Score scale of the ListMLE loss (priorities live in about [0, 1]).
+        share_weight: Weight of the share loss (mean squared error to the searched shares).
+        multicore: Fraction of generated graphs on multi-core workers with parallel tasks.
         sizes: (min, max) tasks per generated graph.
         holdout: Generated families left out of training.
         trace_dir: Folder of real traces to add (``None``: generated graphs only).
@@ -223,7 +264,8 @@ def train_scheduler(
     say = log or (lambda _msg: None)
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    examples = make_examples(graphs, seed, sizes, holdout, samples, trace_dir, exclude_families, log=log)
+    examples = make_examples(graphs, seed, sizes, holdout, samples, trace_dir, exclude_families,
+                             multicore=multicore, log=log)
     gain = np.exp(np.mean([math.log(e.best / e.heft) for e in examples if e.heft > 0]))
     say(f"seed {seed}: {len(examples)} graphs, search/heft geomean {gain:.4f} "
         f"({time.perf_counter() - t0:.0f} s)")
@@ -236,16 +278,21 @@ def train_scheduler(
         total = 0.0
         for k in rng.permutation(len(examples)).tolist():
             x, ei, ew = feats[k]
-            priority, _share = model(x, ei, ew)
+            priority, share = model(x, ei, ew)
             loss = _list_mle(priority, examples[k].target, temperature)
+            if examples[k].share is not None:
+                target = torch.from_numpy(examples[k].share).float()
+                loss = loss + share_weight * torch.mean((share - target) ** 2)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += float(loss.detach())
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
             say(f"  imitation epoch {epoch + 1}/{epochs}: ListMLE {total / len(examples):.4f}")
+    # A smaller step for the noisy policy gradient: at the imitation rate it drifts away.
+    pg_opt = torch.optim.Adam(model.parameters(), lr=lr / 10)
     for epoch in range(pg_epochs):
-        ratio = _policy_gradient_epoch(model, opt, examples, feats, pg_samples, rng)
+        ratio = _policy_gradient_epoch(model, pg_opt, examples, feats, pg_samples, rng)
         say(f"  policy-gradient epoch {epoch + 1}/{pg_epochs}: sampled makespan/heft {ratio:.4f}")
     model.eval()
     say(f"seed {seed}: trained in {time.perf_counter() - t0:.0f} s")
@@ -272,7 +319,9 @@ def _policy_gradient_epoch(model: SchedulerGCN, opt: torch.optim.Optimizer, exam
         mu, _share = model(x, ei, ew)
         noise = torch.from_numpy(rng.standard_normal((n_samples, len(mu))).astype(np.float32)) * sigma
         prios = (mu.detach()[None, :] + noise).double().numpy()
-        r = np.array([list_schedule(ex.graph, ex.cluster, p).makespan for p in prios]) / ex.heft
+        shares = _share.detach().double().numpy() if ex.share is not None else None
+        r = np.array([list_schedule(ex.graph, ex.cluster, p, shares=shares).makespan
+                      for p in prios]) / ex.heft
         ratios.extend(r.tolist())
         adv = torch.from_numpy(-(r - r.mean()) / (r.std() + 1e-9)).float()
         # d/dmu log N(p; mu, sigma) = (p - mu) / sigma^2: push mu towards the better samples.
@@ -316,7 +365,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--graphs", type=int, default=200, help="generated training graphs")
     ap.add_argument("--samples", type=int, default=64, help="rankings per graph in the target search")
     ap.add_argument("--epochs", type=int, default=30, help="imitation epochs")
-    ap.add_argument("--pg-epochs", type=int, default=3, help="policy-gradient epochs (0 to skip)")
+    ap.add_argument("--pg-epochs", type=int, default=0, help="policy-gradient epochs (0 to skip)")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--min-tasks", type=int, default=30)
     ap.add_argument("--max-tasks", type=int, default=150)

@@ -7,7 +7,8 @@
         candidates (each one list_schedule call on the same simulator): v
           learned      learned priority, shares, earliest-finish placement
           clusters     learned priority, heavy edges kept on one worker (pins)
-          heft         upward rank, earliest-finish placement
+          heft         upward rank, earliest-finish placement, one core per task
+          heft+shares  upward rank with the learned shares (multi-core workers only)
           serial       upward rank, everything on the fastest worker, one core per task
         --> the candidate with the smallest simulated makespan
 
@@ -299,6 +300,8 @@ class GNNScheduler(Scheduler):
             mode = "all" if len(graph) <= self.full_up_to else "some"
         if mode != "one":
             found["heft"] = list_schedule(graph, cluster, r.rank_u)
+            if int(np.max(cluster.cores)) > 1:
+                found["heft+shares"] = list_schedule(graph, cluster, r.rank_u, shares=share)
             fastest = int(np.argmin(np.asarray(graph.exec_time(cluster)).sum(axis=0)))
             found["serial"] = list_schedule(graph, cluster, r.rank_u,
                                             workers=np.full(len(graph), fastest, dtype=np.int64))
