@@ -14,6 +14,7 @@ which is imported only when ``policy="gnn"`` is asked for.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, ClassVar
 
 import numpy as np
@@ -114,17 +115,19 @@ def schedule(graph: TaskGraph, cluster: Cluster, policy: str = "heft", seed: int
     if not isinstance(cluster, Cluster):
         raise TypeError(f"cluster must be a Cluster, got {type(cluster).__name__}; use "
                         "Cluster.homogeneous(n) or Cluster(speeds=[...])")
-    if seed is not None:
+    if seed is not None and _accepts_seed(policy):
         kwargs["seed"] = seed
-    try:
-        sched = get_scheduler(policy, **kwargs)
-    except TypeError as exc:
-        if seed is not None and "seed" in str(exc):
-            kwargs.pop("seed")
-            sched = get_scheduler(policy, **kwargs)
-        else:
-            raise
-    return sched.schedule(graph, cluster)
+    return get_scheduler(policy, **kwargs).schedule(graph, cluster)
+
+
+def _accepts_seed(policy: str) -> bool:
+    if policy not in _REGISTRY and policy in _LAZY:
+        importlib.import_module(_LAZY[policy])
+    cls = _REGISTRY.get(policy)
+    if cls is None:
+        return False  # get_scheduler reports the unknown name
+    params = inspect.signature(cls).parameters
+    return "seed" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def mean_costs(graph: TaskGraph, cluster: Cluster) -> tuple[np.ndarray, np.ndarray]:
