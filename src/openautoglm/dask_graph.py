@@ -138,7 +138,8 @@ def from_dask(obj: Any, keys: list[Hashable] | None = None, *, history: History 
     for key, node in dsk.items():
         ident = task_identity(key)
         literal = isinstance(node, DataNode)
-        G.add_node(key, dask=node, identity=ident, cost=0.0 if literal else dask_default_cost(ident))
+        G.add_node(key, dask=node, identity=ident, cost=0.0 if literal else dask_default_cost(ident),
+                   cost_source="data" if literal else "dask-default")
     for key, node in dsk.items():
         for dep in node.dependencies:
             if dep not in dsk:

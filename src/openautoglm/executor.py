@@ -197,7 +197,8 @@ class Engine:
 
     def run(self, work: TaskGraph | Pipeline, policy: str = "heft", inputs: Mapping[str, Any] | None = None,
             history: History | None = None, *, plan: Schedule | None = None,
-            keys: list[Hashable] | None = None, name: str | None = None) -> RunResult:
+            keys: list[Hashable] | None = None, name: str | None = None,
+            pin: bool | None = None) -> RunResult:
         """Plan ``work`` and run it on the cluster following the plan.
 
         Args:
@@ -209,6 +210,9 @@ class Engine:
             plan: run this schedule instead of planning (its cluster must match the workers).
             keys: the outputs to return (default: every task's; a ``from_dask`` graph: its keys).
             name: the pipeline name recorded in history.
+            pin: pin each task to its planned worker (``workers=`` strict). ``None``: pin
+                unless some costs are Dask's default guesses (a ``from_dask`` graph without
+                history), where Dask's own data-local placement is better.
 
         Returns:
             A :class:`~openautoglm._run.RunResult`: a dict of outputs (for a pipeline, every
@@ -240,7 +244,8 @@ class Engine:
         elif plan.cluster.n_workers != cluster.n_workers:
             raise ValueError(f"The plan is for {plan.cluster.n_workers} workers but the cluster "
                              f"has {cluster.n_workers}; plan on engine.cluster_model().")
-        return self._execute(graph, plan, workers, inputs, history, keys, name or "graph", policy)
+        return self._execute(graph, plan, workers, inputs, history, keys, name or "graph", policy,
+                             pin)
 
     def compute(self, *args: Any, policy: str = "heft", history: History | None = None,
                 **kwargs: Any) -> tuple[Any, ...]:
@@ -258,13 +263,17 @@ class Engine:
 
     def _execute(self, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
                  inputs: dict[str, Any], history: History | None, keys: list[Hashable] | None,
-                 name: str, policy: str) -> RunResult:
+                 name: str, policy: str, pin: bool | None = None) -> RunResult:
         run_id = uuid.uuid4().hex[:12]
         cores = {k: int(c) for k, c in plan.cores.items()}
         dsk, dkey, out = _build_dsk(graph, inputs, run_id, cores)
         if keys is None:
             keys = graph.nx.graph.get("dask_keys") or list(graph.tasks)
-        annotations = _annotations(graph, plan, workers, dkey, run_id)
+        if pin is None:
+            # Placement is only worth forcing when the costs mean something: not when they
+            # are Dask's blanket 500 ms guesses (then Dask's data locality does better).
+            pin = not any(a.get("cost_source") == "dask-default" for _, a in graph.nx.nodes(data=True))
+        annotations = _annotations(graph, plan, workers, dkey, run_id, pin)
         if history is not None:
             durations = history.durations()
             seed = {plugins_prefix(dkey[k]): durations[i] for k, i in _identities(graph).items()
@@ -509,7 +518,7 @@ def _build_dsk(graph: TaskGraph, inputs: dict[str, Any], run_id: str, cores: dic
 
 
 def _annotations(graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
-                 dkey: dict[Hashable, Hashable], run_id: str) -> dict[str, Any]:
+                 dkey: dict[Hashable, Hashable], run_id: str, pin: bool) -> dict[str, Any]:
     """Per-Dask-key annotation callables that make Dask follow ``plan``.
 
     Raises:
@@ -517,7 +526,9 @@ def _annotations(graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]]
     """
     rank = {dkey[k]: i for i, k in enumerate(plan.start_order())}
     n = len(rank)
-    share = all("share" in w["resources"] for w in workers)
+    # Threads already gate one-core tasks: the share resource is needed only for wider ones.
+    share = all("share" in w["resources"] for w in workers) and any(
+        int(c) > 1 for c in plan.cores.values())
     pins: dict[Hashable, list[str]] = {}
     resources: dict[Hashable, dict[str, float]] = {}
     retries: dict[Hashable, int] = {}
@@ -535,7 +546,7 @@ def _annotations(graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]]
                 f'(dask worker ... --resources "{",".join(f"{r}={v}" for r, v in need.items())}" '
                 "or Engine(resources=...)) or drop the request.")
         w = workers[plan.placements[k].worker]
-        if w in able:
+        if pin and w in able:
             pins[dkey[k]] = [w["address"]]
         if share:
             need["share"] = SHARE_UNITS * cores

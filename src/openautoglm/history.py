@@ -508,7 +508,8 @@ class History:
             est = self.estimate(ident[k], size)
             if est is not None:
                 attrs.pop("costs", None)
-                attrs.update(cost=est.cost, cost_std=est.std, cost_samples=est.n)
+                attrs.update(cost=est.cost, cost_std=est.std, cost_samples=est.n,
+                             cost_source="history")
         for u, v, attrs in G.edges(data=True):
             t = self.transfer_time(ident[u], ident[v])
             if t is not None:
