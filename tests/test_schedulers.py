@@ -116,6 +116,18 @@ def test_policies_on_real_traces(workflows_dir, ccr):
             assert_valid_schedule(oag.schedule(g, c, policy, seed=0))
 
 
+@pytest.mark.parametrize("policy", CLASSIC)
+def test_empty_and_single_task_graphs(policy):
+    empty = oag.TaskGraph.from_networkx(nx.DiGraph())
+    s = oag.schedule(empty, oag.Cluster.homogeneous(2), policy)
+    assert s.makespan == 0.0 and s.complete and len(s.to_dataframe()) == 0
+    G = nx.DiGraph()
+    G.add_node("only", cost=6.0)
+    s = oag.schedule(oag.TaskGraph.from_networkx(G), oag.Cluster(speeds=[1, 3]), policy)
+    assert_valid_schedule(s)
+    assert s.makespan == 2.0  # every policy picks the fastest worker for a lone task
+
+
 def test_serial_chain_on_one_worker_is_exact():
     g = oag.TaskGraph.from_networkx(_chain())
     s = oag.schedule(g, oag.Cluster.homogeneous(3), "heft")

@@ -407,18 +407,12 @@ def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
     p = graph.parallel[:, None]
     C = cluster.cores[None, :].astype(np.float64)
     fastest = (et * ((1.0 - p) + p / C)).min(axis=1)
-    # Longest path over the fixed topological order (pred CSR).
-    top = np.zeros(n)
-    ptr, idx = graph.pred_ptr, graph.pred_idx
-    finish = fastest.copy()
-    for i in range(n):
-        ps, pe = ptr[i], ptr[i + 1]
-        if pe > ps:
-            top[i] = finish[idx[ps:pe]].max()
-            finish[i] = top[i] + fastest[i]
+    from openautoglm.schedulers.base import upward_rank
+
+    critical_path = upward_rank(graph, fastest).max()  # longest path, no transfers
     work = (et * cluster.speeds[None, :]).min(axis=1).sum()
     capacity = float((cluster.speeds * cluster.cores).sum())
-    return float(max(finish.max(), work / capacity))
+    return float(max(critical_path, work / capacity))
 
 
 def _per_task(name: str, arr: Any, n: int, dtype: type) -> np.ndarray:
