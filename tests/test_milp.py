@@ -201,3 +201,16 @@ def test_replay_never_starts_later_than_the_solver():
     start, finish = replay(p, edges, result.worker, result.start)
     assert (start <= result.start + 1e-6).all()
     assert finish.max() == pytest.approx(result.makespan, rel=1e-6)
+
+
+def test_time_limit_is_reported_not_hidden():
+    """A solve stopped by the time limit raises (naming the limit) unless suboptimal is allowed;
+    then the best schedule found comes back (HEFT's when the solver found none)."""
+    g, c = random_dag(12, ccr=1.0, seed=3), Cluster(speeds=[1, 1, 1, 1, 2, 2, 2, 2])
+    with pytest.raises(RuntimeError, match="time_limit=0.001"):
+        MILPScheduler(time_limit=1e-3).schedule(g, c)
+    lenient = MILPScheduler(time_limit=1e-3, allow_suboptimal=True)
+    s = lenient.schedule(g, c)
+    assert_valid_schedule(s)
+    assert not lenient.last_result.optimal
+    assert s.makespan <= schedule(g, c, policy="heft").makespan + 1e-9

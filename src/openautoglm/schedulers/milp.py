@@ -44,7 +44,19 @@ if TYPE_CHECKING:
     from openautoglm.cluster import Cluster
     from openautoglm.graph import TaskGraph
 
-__all__ = ["MILPScheduler", "MILPResult", "solve_makespan_milp", "replay"]
+__all__ = ["MILPScheduler", "MILPResult", "MILPNoSolutionError", "solve_makespan_milp", "replay"]
+
+
+class MILPNoSolutionError(RuntimeError):
+    """HiGHS stopped (time limit or numerical failure) before finding any schedule.
+
+    Attributes:
+        bound: The lower bound it had proven (``nan`` when none).
+    """
+
+    def __init__(self, message: str, bound: float) -> None:
+        super().__init__(message)
+        self.bound = bound
 
 
 class MILPResult:
@@ -253,8 +265,10 @@ def solve_makespan_milp(p: np.ndarray, edges: list[tuple[int, int, float]],
         res = milp(objective, integrality=integrality, bounds=Bounds(lower, upper),
                    constraints=constraints, options={**options, "presolve": False})
     if res.x is None:
-        raise RuntimeError(f"the MILP found no schedule within time_limit={time_limit}s "
-                           f"({res.message}); raise time_limit or use a smaller graph")
+        dual = getattr(res, "mip_dual_bound", None)
+        raise MILPNoSolutionError(
+            f"the MILP found no schedule within time_limit={time_limit}s ({res.message}); raise "
+            "time_limit or use a smaller graph", float(dual) * scale if dual is not None else math.nan)
     worker = res.x[X:S].reshape(n, W).argmax(axis=1)
     bound = float(getattr(res, "mip_dual_bound", None) or res.fun)
     return MILPResult(worker, res.x[S:Y] * scale, float(res.fun) * scale, bound * scale,
@@ -305,7 +319,8 @@ class MILPScheduler(Scheduler):
         Raises:
             ValueError: More than ``max_tasks`` tasks, or a worker with more than one core.
             RuntimeError: The time limit stopped the solver before it proved optimality
-                (unless ``allow_suboptimal``).
+                (unless ``allow_suboptimal``: then the best schedule found is returned, HEFT's
+                when the solver found none, and ``last_result.optimal`` is False).
         """
         n = len(graph)
         if n > self.max_tasks:
@@ -320,8 +335,18 @@ class MILPScheduler(Scheduler):
         p = graph.exec_time(cluster)
         edges = [(int(u), int(v), float(sz) / cluster.bandwidth)
                  for u, v, sz in zip(graph.edge_src, graph.edge_dst, graph.edge_size)]
-        result = solve_makespan_milp(p, edges, upper_bound=self._heuristic_bound(graph, cluster),
-                                     time_limit=self.time_limit)
+        heft = schedule(graph, cluster, policy="heft")
+        try:
+            result = solve_makespan_milp(p, edges, upper_bound=heft.makespan,
+                                         time_limit=self.time_limit)
+        except MILPNoSolutionError as exc:
+            if not self.allow_suboptimal:
+                raise
+            pl = [heft.placements[k] for k in graph.tasks]
+            self.last_result = MILPResult(np.array([w for w, _, _ in pl]),
+                                          np.array([st for _, st, _ in pl]), heft.makespan,
+                                          exc.bound, False, str(exc))
+            return heft
         self.last_result = result
         if not result.optimal and not self.allow_suboptimal:
             raise RuntimeError(
@@ -333,10 +358,6 @@ class MILPScheduler(Scheduler):
         for i in sorted(range(n), key=lambda i: (start[i], i)):
             s.add(graph.tasks[i], int(result.worker[i]), float(start[i]))
         return s
-
-    @staticmethod
-    def _heuristic_bound(graph: TaskGraph, cluster: Cluster) -> float:
-        return float(schedule(graph, cluster, policy="heft").makespan)
 
 
 register_scheduler("optimal", MILPScheduler)
