@@ -69,16 +69,14 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        b, length, hidden = x.shape
-        q, k, v = self.qkv(x).split(hidden, dim=-1)
-        shape = (b, length, self.heads, hidden // self.heads)
-        q, k, v = (t.view(shape).transpose(1, 2) for t in (q, k, v))
+        # Shape-free code (no unpacking of x.shape) so that torch.fx.symbolic_trace works.
+        qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1))  # (B, L, 3, heads, head_dim)
+        q, k, v = (qkv.select(2, i).transpose(1, 2) for i in range(3))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attention_mask.unsqueeze(1),
             dropout_p=self.dropout if self.training else 0.0,
         )
-        y = y.transpose(1, 2).reshape(b, length, hidden)
-        return self.resid_dropout(self.proj(y))
+        return self.resid_dropout(self.proj(y.transpose(1, 2).flatten(2)))
 
 
 class MLP(nn.Module):
