@@ -122,3 +122,17 @@ def test_single_task_and_no_edges():
     f = graph_features(oag.TaskGraph.from_networkx(G), oag.Cluster.homogeneous(2))
     assert f.x.shape == (1, len(FEATURE_NAMES)) and f.edge_index.shape == (2, 0)
     assert np.isfinite(f.x.numpy()).all()
+
+
+@pytest.mark.parametrize("density,jump", [(0.1, 1), (0.6, 1), (0.9, 3)])
+def test_level_sweep_equals_task_sweep(monkeypatch, density, jump):
+    """Dense graphs take the numpy level-by-level path: it must give the very same ranks."""
+    from openautoglm import features
+
+    g, c = oag.random_dag(400, density=density, jump=jump, ccr=3.0, seed=11), oag.Cluster([1, 2, 3])
+    monkeypatch.setattr(features, "_DENSE", 10**9)
+    a = ranks(g, c)
+    monkeypatch.setattr(features, "_DENSE", 0)
+    b = ranks(g, c)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

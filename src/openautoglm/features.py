@@ -141,6 +141,8 @@ def ranks(graph: TaskGraph, cluster: Cluster) -> Ranks:
     # On one worker nothing ever moves (HEFT's convention too): communication is free.
     bw = float(cluster.bandwidth) if cluster.n_workers > 1 else np.inf
     comm = np.asarray(graph.edge_size, dtype=np.float64) / bw
+    if len(comm) > _DENSE * n:
+        return _ranks_by_level(graph, w_bar, comm, bw)
     succ_ptr = np.asarray(graph.succ_ptr).tolist()
     succ_idx = np.asarray(graph.succ_idx).tolist()
     pred_ptr = np.asarray(graph.pred_ptr).tolist()
@@ -180,6 +182,62 @@ def ranks(graph: TaskGraph, cluster: Cluster) -> Ranks:
     rank_d = np.asarray(rd)
     cp = float((rank_u + rank_d).max()) if n else 0.0
     return Ranks(w_bar, comm, rank_u, np.asarray(rd), np.asarray(ru0), np.asarray(lv, dtype=np.float64), cp)
+
+
+#: Above this many edges per task, ranks are computed level by level with numpy.
+_DENSE = 4
+
+
+def _levels(graph: TaskGraph) -> np.ndarray:
+    """Depth of every task (edges on the longest path from an entry), by Kahn frontiers."""
+    n = len(graph)
+    succ_ptr = np.asarray(graph.succ_ptr, dtype=np.int64)
+    succ_idx = np.asarray(graph.succ_idx, dtype=np.int64)
+    indeg = np.diff(np.asarray(graph.pred_ptr, dtype=np.int64))
+    level = np.zeros(n, dtype=np.int64)
+    frontier = np.flatnonzero(indeg == 0)
+    depth = 0
+    while frontier.size:
+        level[frontier] = depth
+        starts, counts = succ_ptr[frontier], succ_ptr[frontier + 1] - succ_ptr[frontier]
+        total = int(counts.sum())
+        if total == 0:
+            break
+        offsets = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(total)
+        children, dec = np.unique(succ_idx[offsets], return_counts=True)
+        indeg[children] -= dec
+        frontier = children[indeg[children] == 0]
+        depth += 1
+    return level
+
+
+def _ranks_by_level(graph: TaskGraph, w_bar: np.ndarray, comm: np.ndarray, bw: float) -> Ranks:
+    """The same ranks as the per-task sweep, one numpy pass per DAG level (dense graphs)."""
+    n = len(graph)
+    level = _levels(graph)
+    src = np.asarray(graph.edge_src, dtype=np.int64)
+    dst = np.asarray(graph.edge_dst, dtype=np.int64)
+    n_levels = int(level.max()) + 1 if n else 0
+    by_src = np.argsort(level[src], kind="stable")
+    src_cut = np.searchsorted(level[src][by_src], np.arange(n_levels + 1))
+    by_dst = np.argsort(level[dst], kind="stable")
+    dst_cut = np.searchsorted(level[dst][by_dst], np.arange(n_levels + 1))
+    nodes = np.argsort(level, kind="stable")
+    node_cut = np.searchsorted(level[nodes], np.arange(n_levels + 1))
+    ru, ru0, rd = np.zeros(n), np.zeros(n), np.zeros(n)
+    best, best0 = np.zeros(n), np.zeros(n)
+    for lv in range(n_levels - 1, -1, -1):
+        e = by_src[src_cut[lv]:src_cut[lv + 1]]
+        np.maximum.at(best, src[e], comm[e] + ru[dst[e]])
+        np.maximum.at(best0, src[e], ru0[dst[e]])
+        v = nodes[node_cut[lv]:node_cut[lv + 1]]
+        ru[v] = w_bar[v] + best[v]
+        ru0[v] = w_bar[v] + best0[v]
+    for lv in range(1, n_levels):
+        e = by_dst[dst_cut[lv]:dst_cut[lv + 1]]
+        np.maximum.at(rd, dst[e], rd[src[e]] + w_bar[src[e]] + comm[e])
+    cp = float((ru + rd).max()) if n else 0.0
+    return Ranks(w_bar, comm, ru, rd, ru0, level.astype(np.float64), cp)
 
 
 def _safe_div(a: np.ndarray | float, b: float) -> np.ndarray:

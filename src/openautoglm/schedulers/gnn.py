@@ -10,6 +10,7 @@
           heft         upward rank, earliest-finish placement, one core per task
           heft+shares  upward rank with the learned shares (multi-core workers only)
           serial       upward rank, everything on the fastest worker, one core per task
+          sampled      best of `samples` log-normal perturbations of the learned priority
         --> the candidate with the smallest simulated makespan
 
 Order alone cannot win when communication dominates (CCR 10): the data of a chain should not
@@ -227,7 +228,10 @@ class GNNScheduler(Scheduler):
         model: A model to use instead of loading weights (training uses this).
         candidates: ``"auto"``, ``"all"`` or ``"one"`` (see the module docstring).
         full_up_to: Largest graph given the full candidate set under ``"auto"``.
-        seed: Unused (the plan is deterministic); accepted for the registry's signature.
+        samples: Priority vectors sampled around the learned one (log-normal noise) and
+            simulated, in the full candidate set (0: none).
+        sigma: Scale of that noise.
+        seed: Seed of the sampling (the plan is deterministic for a seed).
 
     Raises:
         ValueError: If ``candidates`` is not one of the three names.
@@ -253,7 +257,9 @@ class GNNScheduler(Scheduler):
         model: SchedulerGCN | None = None,
         candidates: str = "auto",
         full_up_to: int = 2000,
-        seed: Any = None,
+        samples: int = 16,
+        sigma: float = 0.3,
+        seed: int | None = None,
     ) -> None:
         if candidates not in ("auto", "all", "one"):
             raise ValueError(f"candidates must be 'auto', 'all' or 'one', got {candidates!r}")
@@ -261,6 +267,11 @@ class GNNScheduler(Scheduler):
         self._model = model
         self.candidates = candidates
         self.full_up_to = int(full_up_to)
+        if samples < 0 or not sigma >= 0:
+            raise ValueError(f"samples must be >= 0 and sigma >= 0, got {samples} and {sigma}")
+        self.samples = int(samples)
+        self.sigma = float(sigma)
+        self.seed = 0 if seed is None else seed
 
     @property
     def model(self) -> SchedulerGCN:
@@ -315,6 +326,19 @@ class GNNScheduler(Scheduler):
                 seen.add(key)
                 name = f"clusters(r={min_ratio:g},b={balance:g},k={fraction:g})"
                 found[name] = list_schedule(graph, cluster, priority, shares=share, workers=pins)
+        if mode == "all" and self.samples > 0:
+            # Sampling around the learned priority (the policy's stochastic decoding), seeded.
+            rng = np.random.default_rng(self.seed)
+            lo, hi = float(priority.min()), float(priority.max())
+            positive = priority - lo + 0.01 * (hi - lo) + 1e-12
+            best, best_s = math.inf, None
+            for _ in range(self.samples):
+                q = positive * np.exp(self.sigma * rng.standard_normal(len(graph)))
+                s = list_schedule(graph, cluster, q, shares=share)
+                if s.makespan < best:
+                    best, best_s = s.makespan, s
+            if best_s is not None:
+                found[f"sampled({self.samples})"] = best_s
         makespans = {k: float(s.makespan) for k, s in found.items()}
         chosen = min(makespans, key=makespans.__getitem__)
         return GNNPlan(priority, share, makespans, chosen, found[chosen])
