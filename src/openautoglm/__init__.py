@@ -37,6 +37,7 @@ from openautoglm.report import RunResult
 # --- GLM workloads and ops ---
 from openautoglm.glm import BatchingServer, CharTokenizer, GLMConfig, GLMModel
 from openautoglm.glm.tasks import glm_pipeline
+from openautoglm.ops import fused_bias_gelu, fused_layernorm_gelu, register_op
 # --- automation: AutoTrainer, AutoTask, models ---
 from openautoglm.autotask import AutoTask, AutoTaskResult
 from openautoglm.autotrain import AutoTrainer
@@ -95,6 +96,9 @@ __all__ = [
     "CharTokenizer",
     "BatchingServer",
     "glm_pipeline",
+    "fused_bias_gelu",
+    "fused_layernorm_gelu",
+    "register_op",
     # --- automation ---
     "AutoTrainer",
     "AutoTrainConfig",
