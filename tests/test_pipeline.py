@@ -117,6 +117,12 @@ def test_unknown_and_produced_input_keys_refused():
         p.run(raw_text="x", summary="y")
 
 
+def test_input_key_named_like_a_run_argument_refused():
+    p = Pipeline("p", [Task("a", func=str, input_key="policy", output_key="y")])
+    with pytest.raises(PipelineError, match="'policy' is also a run\\(\\) argument.*policy_value"):
+        p.run(policy="heft")
+
+
 def test_empty_pipeline_refused():
     with pytest.raises(PipelineError, match="no tasks"):
         Pipeline("empty").compile()

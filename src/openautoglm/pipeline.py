@@ -295,6 +295,10 @@ class Pipeline:
             TaskFailedError: When a task raises after its retries; ``.partial`` holds the keys
                 computed so far.
         """
+        clash = sorted({"engine", "policy", "cluster"} & set(self.inputs))
+        if clash:
+            raise PipelineError(f"pipeline input key {clash[0]!r} is also a run() argument, so it "
+                                f"cannot be passed to run(); rename the key, e.g. {clash[0]}_value")
         graph = self.compile(inputs=inputs)
         self._check_models()
         if engine is not None:
