@@ -34,7 +34,10 @@ def _compile() -> Any:
 
         g = globals()
         for name in _HELPERS:
-            g[name] = njit(cache=True)(g[name])
+            try:
+                g[name] = njit(cache=True)(g[name])
+            except RuntimeError:  # no writable cache location: compile per process instead
+                g[name] = njit(g[name])
         _compiled = g["_kernel"]
     return _compiled
 
