@@ -100,7 +100,7 @@ def _run_pipeline(pipeline: Any, args: argparse.Namespace, inputs: dict[str, Any
 
     console = _console()
     cluster = _cluster(args.workers, None, 1.0)
-    graph = pipeline.compile(inputs=inputs)
+    graph = pipeline.validate(inputs)
     get_scheduler(args.policy)  # import the policy (and load its weights) outside the timing
     t0 = time.perf_counter()
     plan = pipeline.plan(policy=args.policy, cluster=cluster, graph=graph)
@@ -149,6 +149,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     pipeline = Pipeline.from_yaml(Path(args.pipeline))
     inputs = parse_inputs(args.input)
+    pipeline.validate(inputs)
     if args.json:
         result = pipeline.run(policy=args.policy, cluster=_cluster(args.workers, None, 1.0),
                               **inputs)

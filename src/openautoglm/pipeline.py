@@ -295,12 +295,7 @@ class Pipeline:
             TaskFailedError: When a task raises after its retries; ``.partial`` holds the keys
                 computed so far.
         """
-        clash = sorted({"engine", "policy", "cluster"} & set(self.inputs))
-        if clash:
-            raise PipelineError(f"pipeline input key {clash[0]!r} is also a run() argument, so it "
-                                f"cannot be passed to run(); rename the key, e.g. {clash[0]}_value")
-        graph = self.compile(inputs=inputs)
-        self._check_models()
+        graph = self.validate(inputs)
         if engine is not None:
             if cluster is not None:
                 raise PipelineError("cluster= plans a local run; an engine plans on its own "
@@ -312,6 +307,25 @@ class Pipeline:
         for name in order:
             values[self.tasks[name].output_key] = self._run_task(self.tasks[name], values)
         return values
+
+    def validate(self, inputs: Mapping[str, Any] | Iterable[str]) -> TaskGraph:
+        """Every check :meth:`run` makes before anything runs; returns the compiled graph.
+
+        Args:
+            inputs: The input keys (or a dict of them) that will be given to :meth:`run`.
+
+        Raises:
+            PipelineError: A cycle, a missing or unknown input key, an input key named like a
+                ``run()`` argument, or an unknown model name.
+        """
+        keys = list(inputs)
+        clash = sorted({"engine", "policy", "cluster"} & (set(self.inputs) | set(keys)))
+        if clash:
+            raise PipelineError(f"pipeline input key {clash[0]!r} is also a run() argument, so it "
+                                f"cannot be passed to run(); rename the key, e.g. {clash[0]}_value")
+        graph = self.compile(inputs=keys)
+        self._check_models()
+        return graph
 
     def _check_models(self) -> None:
         """Refuse unknown model names of prompt tasks before anything runs."""
