@@ -29,6 +29,10 @@ from openautoglm.simulate import (
 from openautoglm.pipeline import Pipeline, PipelineError, Task, TaskFailedError
 from openautoglm.schedulers.milp import MILPScheduler
 # --- learned scheduler ---
+from openautoglm.features import graph_features
+from openautoglm.schedulers.gnn import GNNScheduler
+from openautoglm.search import HEFTSearchScheduler
+from openautoglm.training import train_scheduler
 # --- execution and history ---
 from openautoglm.dask_graph import from_dask
 from openautoglm.executor import Engine, EngineError, compute
@@ -82,6 +86,10 @@ __all__ = [
     "TaskFailedError",
     "MILPScheduler",
     # --- learned scheduler ---
+    "GNNScheduler",
+    "HEFTSearchScheduler",
+    "graph_features",
+    "train_scheduler",
     # --- execution and history ---
     "Engine",
     "EngineError",
