@@ -234,28 +234,28 @@ def test_bad_arguments():
         fusion.make_backend(3)
 
 
-class Untraceable(nn.Module):
-    """Data-dependent control flow: symbolic_trace cannot capture it."""
+class ShapeBranch(nn.Module):
+    """Control flow on a shape: symbolic_trace cannot capture it, torch.export can."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(6, 6)
-        self.act = nn.GELU()
+        self.act = nn.GELU(approximate="tanh")
 
     def forward(self, x):
-        if x.sum() > 1e9:
-            return x
-        return self.act(self.fc(x))
+        if x.shape[0] > 1:
+            return self.act(self.fc(x))
+        return x
 
 
-def test_untraceable_module_needs_example_inputs():
-    model = Untraceable()
+def test_untraceable_module_is_captured_with_export_given_example_inputs():
+    model = ShapeBranch()
     with pytest.raises(ValueError, match="pass example_inputs"):
         fusion.fuse(model)
-    x = torch.randn(2, 6)
-    with pytest.raises(Exception):
-        # torch.export cannot capture data-dependent control flow either: the error surfaces.
-        fusion.fuse(model, example_inputs=(x,))
+    x = torch.randn(3, 6)
+    fused = fusion.fuse(model, example_inputs=(x,))
+    assert fused.meta["fusion_counts"] == {"layernorm_gelu": 0, "bias_gelu": 1}
+    assert_same_outputs_and_grads(model, fused, x)
 
 
 # ------------------------------------------------------------------ the GLM
