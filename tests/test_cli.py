@@ -139,6 +139,8 @@ def test_schedule_hand_computed_trace(tmp_path, capsys, bandwidth, makespan):
     assert len(rows) == 3  # two table rows and the Gantt line
     for row in rows[:2]:
         assert makespan in row and "5.00" in row  # lower bound: critical path 2 + 3
+    serial = next(line for line in text.splitlines() if "all on one worker" in line)
+    assert "8.00" in serial and "1.600" in serial
     assert gantt.stat().st_size > 1000
 
 

@@ -210,6 +210,10 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
         plans.append(sched)
         ratio = sched.makespan / bound if bound > 0 else float("nan")
         table.add_row(policy, f"{sched.makespan:.2f}", f"{bound:.2f}", f"{ratio:.3f}", f"{ms:.1f}")
+    # Reference: everything in order on the single best worker (no transfers at all).
+    serial = float(graph.exec_time(cluster).sum(axis=0).min())
+    table.add_row("(all on one worker)", f"{serial:.2f}", f"{bound:.2f}",
+                  f"{serial / bound if bound > 0 else float('nan'):.3f}", "-")
     console.print(table)
     if args.gantt:
         plans[0].gantt(path=args.gantt)
