@@ -11,7 +11,8 @@
           heft+shares  upward rank with the learned shares (multi-core workers only)
           serial       upward rank, everything on the fastest worker, one core per task
           sampled      best of `samples` log-normal perturbations of the learned priority
-        --> the candidate with the smallest simulated makespan
+        --> the candidate with the smallest simulated makespan --> refined: a few moves of its
+            critical chain's tasks to the worker their late data comes from (kept if better)
 
 Order alone cannot win when communication dominates (CCR 10): the data of a chain should not
 cross the network. The cluster candidates merge the endpoints of the heaviest edges into
@@ -231,6 +232,8 @@ class GNNScheduler(Scheduler):
         samples: Priority vectors sampled around the learned one (log-normal noise) and
             simulated, in the full candidate set (0: none).
         sigma: Scale of that noise.
+        refine: List-scheduling calls spent on moving tasks of the winning plan's critical
+            chain next to their late data (0: none).
         seed: Seed of the sampling (the plan is deterministic for a seed).
 
     Raises:
@@ -259,6 +262,7 @@ class GNNScheduler(Scheduler):
         full_up_to: int = 2000,
         samples: int = 16,
         sigma: float = 0.3,
+        refine: int = 48,
         seed: int | None = None,
     ) -> None:
         if candidates not in ("auto", "all", "one"):
@@ -270,6 +274,7 @@ class GNNScheduler(Scheduler):
         if samples < 0 or not sigma >= 0:
             raise ValueError(f"samples must be >= 0 and sigma >= 0, got {samples} and {sigma}")
         self.samples = int(samples)
+        self.refine = max(0, int(refine))
         self.sigma = float(sigma)
         self.seed = 0 if seed is None else seed
 
@@ -304,19 +309,42 @@ class GNNScheduler(Scheduler):
             A :class:`GNNPlan` with every candidate's makespan and the winning schedule.
         """
         priority, share, r = self.predict(graph, cluster)
-        found: dict[str, Schedule] = {}
-        found["learned"] = list_schedule(graph, cluster, priority, shares=share)
         mode = self.candidates
         if mode == "auto":
             mode = "all" if len(graph) <= self.full_up_to else "some"
-        if mode != "one":
-            found["heft"] = list_schedule(graph, cluster, r.rank_u)
-            if int(np.max(cluster.cores)) > 1:
-                found["heft+shares"] = list_schedule(graph, cluster, r.rank_u, shares=share)
-            fastest = int(np.argmin(np.asarray(graph.exec_time(cluster)).sum(axis=0)))
-            found["serial"] = list_schedule(graph, cluster, r.rank_u,
-                                            workers=np.full(len(graph), fastest, dtype=np.int64))
-        if mode == "all" and cluster.n_workers > 1 and len(graph.edge_src):
+        found = self._candidates(graph, cluster, priority, share, r, mode)
+        makespans = {k: float(v[0].makespan) for k, v in found.items()}
+        chosen = min(makespans, key=makespans.__getitem__)
+        best = found[chosen][0]
+        if mode == "all" and self.refine > 0 and cluster.n_workers > 1:
+            refined = _refine(graph, cluster, *found[chosen], self.refine)
+            if refined.makespan < best.makespan:
+                chosen = f"{chosen}+refined"
+                makespans[chosen] = float(refined.makespan)
+                best = refined
+        return GNNPlan(priority, share, makespans, chosen, best)
+
+    def _candidates(self, graph: TaskGraph, cluster: Cluster, priority: np.ndarray,
+                    share: np.ndarray, r: Ranks, mode: str) -> dict[str, _Candidate]:
+        """Simulate every candidate plan: name -> (schedule, priority, shares)."""
+        found: dict[str, _Candidate] = {}
+
+        def run(name: str, prio: np.ndarray, shares: np.ndarray | None,
+                workers: np.ndarray | None = None) -> None:
+            found[name] = (list_schedule(graph, cluster, prio, shares=shares, workers=workers),
+                           prio, shares)
+
+        run("learned", priority, share)
+        if mode == "one":
+            return found
+        run("heft", r.rank_u, None)
+        if int(np.max(cluster.cores)) > 1:
+            run("heft+shares", r.rank_u, share)
+        fastest = int(np.argmin(np.asarray(graph.exec_time(cluster)).sum(axis=0)))
+        run("serial", r.rank_u, None, np.full(len(graph), fastest, dtype=np.int64))
+        if mode != "all":
+            return found
+        if cluster.n_workers > 1 and len(graph.edge_src):
             seen: set[bytes] = set()
             for min_ratio, balance, fraction in CLUSTER_CANDIDATES:
                 pins = cluster_pins(graph, cluster, r, min_ratio, balance, fraction)
@@ -324,28 +352,80 @@ class GNNScheduler(Scheduler):
                 if key in seen or (pins < 0).all():
                     continue
                 seen.add(key)
-                name = f"clusters(r={min_ratio:g},b={balance:g},k={fraction:g})"
-                found[name] = list_schedule(graph, cluster, priority, shares=share, workers=pins)
-        if mode == "all" and self.samples > 0:
+                run(f"clusters(r={min_ratio:g},b={balance:g},k={fraction:g})", priority, share, pins)
+        if self.samples > 0:
             # Sampling around the learned priority (the policy's stochastic decoding), seeded.
             rng = np.random.default_rng(self.seed)
             lo, hi = float(priority.min()), float(priority.max())
             positive = priority - lo + 0.01 * (hi - lo) + 1e-12
-            best, best_s = math.inf, None
+            best: _Candidate | None = None
             for _ in range(self.samples):
                 q = positive * np.exp(self.sigma * rng.standard_normal(len(graph)))
                 s = list_schedule(graph, cluster, q, shares=share)
-                if s.makespan < best:
-                    best, best_s = s.makespan, s
-            if best_s is not None:
-                found[f"sampled({self.samples})"] = best_s
-        makespans = {k: float(s.makespan) for k, s in found.items()}
-        chosen = min(makespans, key=makespans.__getitem__)
-        return GNNPlan(priority, share, makespans, chosen, found[chosen])
+                if best is None or s.makespan < best[0].makespan:
+                    best = (s, q, share)
+            if best is not None:
+                found[f"sampled({self.samples})"] = best
+        return found
 
     def schedule(self, graph: TaskGraph, cluster: Cluster) -> Schedule:
         """The best candidate's schedule (see :meth:`plan`)."""
         return self.plan(graph, cluster).schedule
+
+
+#: A simulated candidate: its schedule, the priority and the shares that produced it.
+_Candidate = tuple["Schedule", np.ndarray, "np.ndarray | None"]
+
+
+def _refine(graph: TaskGraph, cluster: Cluster, schedule: Schedule, priority: np.ndarray,
+            shares: np.ndarray | None, budget: int) -> Schedule:
+    """Local search on the critical chain: pull a task to the worker its late data comes from.
+
+    Walks back from the task that finishes last; wherever a task waited for data from another
+    worker, it tries that task on the sender's worker (and the sender on the task's worker),
+    keeping every other placement. Each try is one list-scheduling call; the first improvement
+    is kept and the walk restarts from the new schedule, until ``budget`` calls are spent.
+    """
+    index = graph.index
+    pred_ptr, pred_idx = graph.pred_ptr, graph.pred_idx
+    comm = np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth
+    best = schedule
+    spent = 0
+    while spent < budget:
+        place = best.placements
+        pins = np.fromiter((place[t].worker for t in graph.tasks), np.int64, len(graph))
+        moves: list[tuple[int, int]] = []
+        task = max(graph.tasks, key=lambda t: place[t].finish)
+        for _ in range(64):
+            i = index[task]
+            w, start, _f = place[task]
+            late, late_at = None, -1.0
+            for e in range(pred_ptr[i], pred_ptr[i + 1]):
+                j = int(pred_idx[e])
+                pw, _ps, pf = place[graph.tasks[j]]
+                arrive = pf + (comm[e] if pw != w else 0.0)
+                if arrive > late_at:
+                    late, late_at = j, arrive
+            if late is None:
+                break
+            lw = int(pins[late])
+            if lw != w and late_at >= start - 1e-9 * max(1.0, start):
+                moves += [(i, lw), (late, w)]
+            task = graph.tasks[late]
+        improved = False
+        for i, w in moves:
+            if spent >= budget:
+                break
+            trial = pins.copy()
+            trial[i] = w
+            spent += 1
+            s = list_schedule(graph, cluster, priority, shares=shares, workers=trial)
+            if s.makespan < best.makespan * (1 - 1e-12):
+                best, improved = s, True
+                break
+        if not improved:
+            break
+    return best
 
 
 register_scheduler("gnn", GNNScheduler)
