@@ -38,9 +38,10 @@ def total(*xs: int) -> int:
     return sum(xs)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def process_cluster():
-    """A scheduler and 3 single-thread workers (no nanny: a killed worker stays dead)."""
+    """A scheduler and 3 single-thread workers (no nanny: a killed worker stays dead).
+    Shared by this module's tests; the one that kills a worker runs last."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, TESTS, os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False"}
     port = free_port()
@@ -66,6 +67,19 @@ def process_cluster():
                 p.kill()
         for p in procs.values():
             p.wait(timeout=30)
+
+
+def test_process_cluster_failure_keeps_partial(process_cluster):
+    address, _ = process_cluster
+    p = Pipeline("fail", [Task("a", func=lambda: 1, output_key="a"),
+                          Task("b", func=lambda a: 1 / 0, input_key="a", output_key="b"),
+                          Task("c", func=lambda b: b, input_key="b", output_key="c")])
+    with Engine(address, progress=False) as engine:
+        with pytest.raises(Exception, match="'b' failed") as info:
+            engine.run(p)
+    assert info.value.partial == {"a": 1}
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert "1 / 0" in info.value.traceback
 
 
 @pytest.mark.slow
@@ -101,19 +115,6 @@ def test_worker_killed_mid_run_still_completes(process_cluster, tmp_path):
     moved = [k for k in pinned_to_victim if ran_on[k] != index]
     assert moved, "no task pinned to the killed worker was re-homed"
     assert len(h.executions(result.run_id)) >= n + 1
-
-
-def test_process_cluster_failure_keeps_partial(process_cluster):
-    address, _ = process_cluster
-    p = Pipeline("fail", [Task("a", func=lambda: 1, output_key="a"),
-                          Task("b", func=lambda a: 1 / 0, input_key="a", output_key="b"),
-                          Task("c", func=lambda b: b, input_key="b", output_key="c")])
-    with Engine(address, progress=False) as engine:
-        with pytest.raises(Exception, match="'b' failed") as info:
-            engine.run(p)
-    assert info.value.partial == {"a": 1}
-    assert isinstance(info.value.__cause__, ZeroDivisionError)
-    assert "1 / 0" in info.value.traceback
 
 
 def test_remote_engine_refuses_local_options():

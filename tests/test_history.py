@@ -120,7 +120,8 @@ def _writer(path: str, worker: int, runs: int) -> None:
 def test_several_processes_write_at_once(tmp_path):
     """4 processes (one of them creating the file) each write 10 runs of 20 rows."""
     path = str(tmp_path / "shared.sqlite")
-    ctx = mp.get_context("spawn")
+    # fork: cheap on Linux (the writers only touch SQLite); spawn elsewhere.
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     procs = [ctx.Process(target=_writer, args=(path, w, 10)) for w in range(4)]
     for p in procs:
         p.start()
