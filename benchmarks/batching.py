@@ -7,7 +7,7 @@ each server; a request's latency runs from its scheduled arrival to its result, 
 that builds up counts in full. Policies and loads alternate within each repeat; the table
 reports medians over ``--reps`` repeats.
 
-Regenerate the table (about 5 minutes on 2 cores):
+Regenerate the table (about 8 minutes on 2 cores):
 
     PYTHONPATH=src nice .venv/bin/python benchmarks/batching.py
 """
@@ -91,11 +91,11 @@ def service_times(model, tok, prompts, tokens: int, reps: int = 5) -> dict[int, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--loads", type=float, nargs="+", default=[10, 40, 100, 250],
+    parser.add_argument("--loads", type=float, nargs="+", default=[20, 100, 300, 500],
                         help="offered loads in requests per second")
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of arrivals per run")
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=8, help="max new characters per request")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds of arrivals per run")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=16, help="max new characters per request")
     parser.add_argument("--max-wait", type=float, default=0.01)
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -3,8 +3,9 @@
 Both are autoregressive blank infilling. ``fill_blank("a [MASK] b")`` puts the text in Part A
 and decodes each blank in turn into Part B (``[sop]`` + tokens, position id = the blank's
 index, block positions 1, 2, ...) until ``[eop]``. ``generate(prompt)`` is the same with one
-blank appended after the prompt (GLM's generation objective). Decoding re-runs the model on the
-whole sequence at each step (no key/value cache: the models here are small).
+blank appended after the prompt (GLM's generation objective). Decoding runs the prompt through
+the model once; later steps feed one token per row over cached keys and values
+(Part A never attends Part B, and Part B is causal, so earlier keys and values never change).
 """
 from __future__ import annotations
 
@@ -43,6 +44,40 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator |
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _layout(
+    tokenizer: CharTokenizer,
+    prefixes: Sequence[tuple[list[int], list[int], list[int]]],
+    mask_index: Sequence[int],
+    slots: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded ids and 2D positions: each prefix, then ``[sop]`` and ``slots - 1`` slots."""
+    b = len(prefixes)
+    width = max(len(ids) for ids, _, _ in prefixes) + slots
+    input_ids = torch.full((b, width), tokenizer.pad, dtype=torch.long)
+    position_ids = torch.zeros((b, 2, width), dtype=torch.long)
+    for i, ((ids, pos, block), m) in enumerate(zip(prefixes, mask_index)):
+        n = len(ids)
+        input_ids[i, :n] = torch.tensor(ids, dtype=torch.long)
+        input_ids[i, n] = tokenizer.sop
+        position_ids[i, 0, :n] = torch.tensor(pos, dtype=torch.long)
+        position_ids[i, 1, :n] = torch.tensor(block, dtype=torch.long)
+        position_ids[i, 0, n : n + slots] = m
+        position_ids[i, 1, n : n + slots] = torch.arange(1, slots + 1)
+    return input_ids, position_ids
+
+
+def _accept(chosen: list[int], out: list[list[int]], done: list[bool], eop: int) -> bool:
+    """Appends each row's token (until its [eop]); returns whether every row is done."""
+    for i, token in enumerate(chosen):
+        if done[i]:
+            continue
+        if token == eop:
+            done[i] = True
+        else:
+            out[i].append(token)
+    return all(done)
+
+
 @torch.no_grad()
 def _decode_spans(
     model: GLMModel,
@@ -53,49 +88,51 @@ def _decode_spans(
     max_new_tokens: int,
     temperature: float,
     generator: torch.Generator | None,
+    use_cache: bool = True,
 ) -> list[list[int]]:
     """Decodes one span per sequence, in a batch.
 
     ``prefixes[i]`` is (ids, positions, block positions) of Part A plus any Part B spans
     already decoded; the new span starts with ``[sop]`` at position ``mask_index[i]``.
+    With ``use_cache`` the prefixes run once and each step feeds one token per row over the
+    cached keys/values; without, each step re-runs the whole sequence (the reference).
     """
     banned = _banned(model, tokenizer)
     b = len(prefixes)
-    plen = [len(ids) for ids, _, _ in prefixes]
-    width = max(plen) + max_new_tokens
-    # Lay every row out once: prefix, then the span slots [sop] x1 x2 ... (positions known ahead).
-    input_ids = torch.full((b, width), tokenizer.pad, dtype=torch.long)
-    position_ids = torch.zeros((b, 2, width), dtype=torch.long)
-    for i, ((ids, pos, block), m) in enumerate(zip(prefixes, mask_index)):
-        n = plen[i]
-        input_ids[i, :n] = torch.tensor(ids, dtype=torch.long)
-        input_ids[i, n] = tokenizer.sop
-        position_ids[i, 0, :n] = torch.tensor(pos, dtype=torch.long)
-        position_ids[i, 1, :n] = torch.tensor(block, dtype=torch.long)
-        position_ids[i, 0, n : n + max_new_tokens] = m
-        position_ids[i, 1, n : n + max_new_tokens] = torch.arange(1, max_new_tokens + 1)
+    plen = torch.tensor([len(ids) for ids, _, _ in prefixes], dtype=torch.long)
+    sep_t = torch.tensor(list(sep), dtype=torch.long)
     rows = torch.arange(b)
-    last = torch.tensor(plen, dtype=torch.long)  # the [sop] of each row
-    mask = attention_mask_from_sep(torch.tensor(list(sep), dtype=torch.long), width)
     out: list[list[int]] = [[] for _ in range(b)]
     done = [False] * b
+    slots = 1 if use_cache else max_new_tokens
+    input_ids, position_ids = _layout(tokenizer, prefixes, mask_index, slots)
+    width0 = int(plen.max()) + 1
+    mask = attention_mask_from_sep(sep_t, input_ids.shape[1])
+    if use_cache:
+        logits, past = model.forward_cached(input_ids, position_ids, mask)
+        # New tokens see each row's prefix and [sop] (never its padding) and all new tokens.
+        visible = torch.arange(width0)[None, :] <= plen[:, None]
+        new_pos = torch.stack([torch.tensor(list(mask_index)), torch.zeros(b, dtype=torch.long)], 1)
+    else:
+        logits = model(input_ids[:, :width0], position_ids[:, :, :width0], mask[:, :width0, :width0])
+    last = plen.clone()  # each row's latest position: its [sop] first
     for step in range(max_new_tokens):
-        length = max(plen) + 1 + step
-        logits = model(input_ids[:, :length], position_ids[:, :, :length],
-                       mask[:, :length, :length])
-        step_logits = logits[rows, last].float().masked_fill(banned, float("-inf"))
+        step_logits = (logits[rows, last] if step == 0 or not use_cache else logits[:, -1])
+        step_logits = step_logits.float().masked_fill(banned, float("-inf"))
         chosen = _pick(step_logits, temperature, generator)
-        for i, token in enumerate(chosen.tolist()):
-            if done[i]:
-                continue
-            if token == tokenizer.eop:
-                done[i] = True
-            else:
-                out[i].append(token)
-        if all(done) or step == max_new_tokens - 1:
+        if _accept(chosen.tolist(), out, done, tokenizer.eop) or step == max_new_tokens - 1:
             break
-        last = last + 1
-        input_ids[rows, last] = chosen
+        if use_cache:
+            new_pos[:, 1] = step + 2  # block position of the token just chosen
+            visible = torch.cat([visible, torch.ones(b, 1, dtype=torch.bool)], 1)
+            logits, past = model.forward_cached(chosen.view(b, 1), new_pos.view(b, 2, 1),
+                                                visible.view(b, 1, -1), past)
+        else:
+            last = last + 1
+            input_ids[rows, last] = chosen
+            length = width0 + step + 1
+            logits = model(input_ids[:, :length], position_ids[:, :, :length],
+                           mask[:, :length, :length])
     return out
 
 
@@ -122,6 +159,7 @@ def generate_batch(
     max_new_tokens: int = 32,
     temperature: float = 0.0,
     seed: int | None = None,
+    use_cache: bool = True,
 ) -> list[str]:
     """Continues each prompt; one forward pass per new token for the whole batch.
 
@@ -135,6 +173,8 @@ def generate_batch(
         max_new_tokens: the most characters generated per prompt (stops earlier at ``[eop]``).
         temperature: 0 for greedy decoding, else the sampling temperature.
         seed: seeds sampling (``None``: torch's global generator).
+        use_cache: decode over cached keys/values (one token per step); ``False`` re-runs
+            the whole sequence each step (the reference the cache is tested against).
 
     Returns:
         The continuations, without the prompts, in the order of ``prompts``.
@@ -148,7 +188,7 @@ def generate_batch(
     prefixes = [(a, list(range(len(a))), [0] * len(a)) for a in parts]
     spans = _decode_spans(
         model, tokenizer, prefixes, [len(a) for a in parts], [len(a) - 1 for a in parts],
-        max_new_tokens, temperature, _generator(seed),
+        max_new_tokens, temperature, _generator(seed), use_cache,
     )
     return [tokenizer.decode(s) for s in spans]
 
@@ -160,6 +200,7 @@ def generate(
     max_new_tokens: int = 32,
     temperature: float = 0.0,
     seed: int | None = None,
+    use_cache: bool = True,
 ) -> str:
     """Continues ``prompt`` (GLM generation: a blank after the prompt, decoded in Part B).
 
@@ -170,11 +211,13 @@ def generate(
         max_new_tokens: the most characters generated (stops earlier at ``[eop]``).
         temperature: 0 for greedy decoding, else the sampling temperature.
         seed: seeds sampling.
+        use_cache: decode over cached keys/values (see :func:`generate_batch`).
 
     Returns:
         The continuation, without the prompt.
     """
-    return generate_batch(model, tokenizer, [prompt], max_new_tokens, temperature, seed)[0]
+    return generate_batch(model, tokenizer, [prompt], max_new_tokens, temperature, seed,
+                          use_cache)[0]
 
 
 def fill_blank(
@@ -184,6 +227,7 @@ def fill_blank(
     max_new_tokens: int = 16,
     temperature: float = 0.0,
     seed: int | None = None,
+    use_cache: bool = True,
 ) -> str:
     """Fills every ``[MASK]`` in ``text``, left to right, and returns the completed text.
 
@@ -196,6 +240,7 @@ def fill_blank(
         max_new_tokens: the most characters per blank.
         temperature: 0 for greedy decoding, else the sampling temperature.
         seed: seeds sampling.
+        use_cache: decode over cached keys/values (see :func:`generate_batch`).
 
     Raises:
         ValueError: if ``text`` has no ``[MASK]`` or is longer than ``max_len`` tokens.
@@ -216,7 +261,7 @@ def fill_blank(
     for m in masks:
         (span,) = _decode_spans(
             model, tokenizer, [(ids, pos, block)], [len(part_a)], [m],
-            max_new_tokens, temperature, generator,
+            max_new_tokens, temperature, generator, use_cache,
         )
         fills.append(tokenizer.decode(span))
         ids = ids + [tokenizer.sop] + span

@@ -19,6 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: Cached keys and values of one attention layer, each (B, heads, positions, head_dim).
+KeyValue = tuple[torch.Tensor, torch.Tensor]
+
 
 @dataclass
 class GLMConfig:
@@ -69,14 +72,26 @@ class SelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.forward_cached(x, attention_mask)[0]
+
+    def forward_cached(
+        self, x: torch.Tensor, attention_mask: torch.Tensor, past: KeyValue | None = None
+    ) -> tuple[torch.Tensor, KeyValue]:
+        """Attention of the new positions ``x`` over ``past`` keys/values and their own.
+
+        ``attention_mask`` is (B, T, P + T) for T new and P cached positions.
+        Returns the output and the keys/values of all P + T positions.
+        """
         # Shape-free code (no unpacking of x.shape) so that torch.fx.symbolic_trace works.
-        qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1))  # (B, L, 3, heads, head_dim)
+        qkv = self.qkv(x).unflatten(-1, (3, self.heads, -1))  # (B, T, 3, heads, head_dim)
         q, k, v = (qkv.select(2, i).transpose(1, 2) for i in range(3))
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attention_mask.unsqueeze(1),
             dropout_p=self.dropout if self.training else 0.0,
         )
-        return self.resid_dropout(self.proj(y.transpose(1, 2).flatten(2)))
+        return self.resid_dropout(self.proj(y.transpose(1, 2).flatten(2))), (k, v)
 
 
 class MLP(nn.Module):
@@ -106,6 +121,14 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.ln_1(x), attention_mask)
         return x + self.mlp(self.ln_2(x))
+
+    def forward_cached(
+        self, x: torch.Tensor, attention_mask: torch.Tensor, past: KeyValue | None = None
+    ) -> tuple[torch.Tensor, KeyValue]:
+        """:meth:`forward` for new positions over cached keys/values (decoding)."""
+        h, kv = self.attn.forward_cached(self.ln_1(x), attention_mask, past)
+        x = x + h
+        return x + self.mlp(self.ln_2(x)), kv
 
 
 class GLMModel(nn.Module):
@@ -174,6 +197,39 @@ class GLMModel(nn.Module):
         for block in self.blocks:
             x = block(x, attention_mask)
         return F.linear(self.ln_f(x), self.word_embeddings.weight)
+
+    def forward_cached(
+        self,
+        input_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        past: list[KeyValue] | None = None,
+    ) -> tuple[torch.Tensor, list[KeyValue]]:
+        """Logits of T new positions given the keys/values of P earlier ones (for decoding).
+
+        Part B is causal and Part A never attends it, so the keys and values of earlier
+        positions do not change when a token is appended: decoding feeds one token per step.
+
+        Args:
+            input_ids: (B, T) new token ids.
+            position_ids: (B, 2, T) their 2D positions.
+            attention_mask: (B, T, P + T) bool over the cached and the new positions.
+            past: per block, the keys/values returned by the previous call (``None``: P = 0).
+
+        Returns:
+            Logits (B, T, vocab_size) and the keys/values of all P + T positions.
+        """
+        x = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(position_ids[:, 0])
+            + self.block_position_embeddings(position_ids[:, 1])
+        )
+        x = self.dropout(x)
+        cache: list[KeyValue] = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block.forward_cached(x, attention_mask, None if past is None else past[i])
+            cache.append(kv)
+        return F.linear(self.ln_f(x), self.word_embeddings.weight), cache
 
 
 def glm_loss(logits: torch.Tensor, targets: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
