@@ -266,3 +266,19 @@ def test_dashboard_link_is_reported():
     with Engine(n_workers=1, processes=False, dashboard=True, progress=False) as e:
         assert e.dashboard_link and e.dashboard_link.startswith("http")
     assert ex.SHARE_UNITS == 1000
+
+
+def test_progress_bar_for_a_longer_run(monkeypatch):
+    """Past one second the engine shows a rich progress bar (and the run is unaffected)."""
+    import rich.progress
+
+    started = []
+    real_start = rich.progress.Progress.start
+    monkeypatch.setattr(rich.progress.Progress, "start",
+                        lambda self: (started.append(self), real_start(self))[1])
+    with Engine(n_workers=1, processes=False, dashboard=False, progress=True) as e:
+        p = Pipeline("slow", [Task(f"s{i}", func=lambda: nap(0.3)) for i in range(5)])
+        result = e.run(p)
+    assert len(result.times) == 5 and all(t["status"] == "ok" for t in result.times)
+    assert len(started) == 1
+    assert started[0].tasks[0].completed == 5

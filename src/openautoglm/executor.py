@@ -276,7 +276,7 @@ class Engine:
         annotations = _annotations(graph, plan, workers, dkey, run_id, pin)
         if history is not None:
             durations = history.durations()
-            seed = {plugins_prefix(dkey[k]): durations[i] for k, i in _identities(graph).items()
+            seed = {_prefix(dkey[k]): durations[i] for k, i in _identities(graph).items()
                     if i in durations}
             if seed:
                 self.client.run_on_scheduler(seed_durations, durations=seed)
@@ -459,7 +459,7 @@ def seed_durations(dask_scheduler: Any, durations: dict[str, float]) -> int:
     return n
 
 
-def plugins_prefix(key: Hashable) -> str:
+def _prefix(key: Hashable) -> str:
     from dask.utils import key_split
 
     return key_split(key)
