@@ -152,6 +152,9 @@ def gantt(times: list[dict[str, Any]], n_workers: int) -> Any:
             color = "red" if t["status"] != "ok" else cmap(ids[t["identity"]] % 20)
             ax.barh(t[w], t[f] - t[s], left=t[s], height=0.8, color=color, edgecolor="black",
                     linewidth=0.3)
+            if len(times) <= 40:
+                ax.text(t[s] + (t[f] - t[s]) / 2, t[w], str(t["task"]), ha="center",
+                        va="center", fontsize=6, clip_on=True)
         ax.set_yticks(range(n_workers))
         ax.set_ylabel("worker")
         ax.set_title(title, fontsize=9, loc="left")
