@@ -147,7 +147,7 @@ def _row(name, goal, t_eager, t_fused, extra=""):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=11, help="timed rounds per comparison (default 11)")
-    parser.add_argument("--glm-reps", type=int, default=25, help="timed training steps per variant")
+    parser.add_argument("--glm-reps", type=int, default=31, help="timed training steps per variant")
     parser.add_argument("--quick", action="store_true", help="small shapes, few reps: a smoke test")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "ops.md")
     args = parser.parse_args(argv)
