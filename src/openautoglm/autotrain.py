@@ -139,6 +139,11 @@ class _TrialJob:
                 return False
             return True
 
+        import torch
+
+        # Worker processes start with torch's default threads: hold them to the worker's share.
+        if torch.get_num_threads() > self.config.cluster.threads_per_worker:
+            torch.set_num_threads(self.config.cluster.threads_per_worker)
         start = time.perf_counter()
         try:
             model, tokenizer, hist = glm.train(
@@ -323,7 +328,7 @@ class AutoTrainer:
         if c.address:
             return Engine(address=c.address, progress=False), True
         return Engine(n_workers=c.n_workers, threads_per_worker=c.threads_per_worker,
-                      processes=False, dashboard=False, progress=False), True
+                      processes=c.processes, dashboard=False, progress=False), True
 
     def _ask(self) -> _Trial:
         trial = self.study.ask()

@@ -157,6 +157,8 @@ class ClusterSpec(_Strict):
     address: str | None = None
     n_workers: int = Field(default=2, ge=1)
     threads_per_worker: int = Field(default=1, ge=1)
+    processes: bool = Field(default=False, description="embedded workers in their own processes "
+                            "(no GIL sharing; pruning then needs search.storage)")
     policy: Literal["heft", "gnn", "cpop", "dask", "sequential"] = "heft"
 
 
