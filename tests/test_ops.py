@@ -339,3 +339,22 @@ def test_float32_tails_match_eager(approximate):
     ref, (rx, _) = _grads(lambda x, b: ref_bias_gelu(x, b, approximate), x, [zero], torch.ones_like(x))
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gx, rx, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_benchmark_script_runs(tmp_path):
+    """benchmarks/ops.py --quick writes a table with every case (keeps the script from rotting)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "ops.py"
+    spec = importlib.util.spec_from_file_location("benchmark_ops", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "ops.md"
+    assert module.main(["--quick", "--output", str(out)]) == 0
+    table = out.read_text()
+    assert "benchmarks/ops.py --quick" in table
+    for case in ("bias+GELU forward (none)", "LayerNorm+GELU forward+backward (tanh)", "GLM training step"):
+        assert case in table
+    assert "## CUDA" in table
