@@ -212,6 +212,14 @@ def test_compile_backend_fuses_and_keeps_gradients(backend):
     assert_same_outputs_and_grads(model, compiled, torch.randn(4, 12))
 
 
+@pytest.mark.slow
+def test_make_backend_with_inductor():
+    torch._dynamo.reset()
+    model = mlp("none")
+    compiled = torch.compile(model, backend=fusion.make_backend("inductor"), fullgraph=True)
+    assert_same_outputs_and_grads(model, compiled, torch.randn(4, 12))
+
+
 def test_make_backend_hands_the_fused_graph_to_the_inner_backend():
     seen = []
 
