@@ -262,7 +262,7 @@ class GNNScheduler(Scheduler):
         full_up_to: int = 2000,
         samples: int = 16,
         sigma: float = 0.3,
-        refine: int = 48,
+        refine: int = 128,
         seed: int | None = None,
     ) -> None:
         if candidates not in ("auto", "all", "one"):
@@ -373,6 +373,19 @@ class GNNScheduler(Scheduler):
         return self.plan(graph, cluster).schedule
 
 
+def _offload_moves(graph: TaskGraph, cluster: Cluster, schedule: Schedule, pins: np.ndarray,
+                   comm_ratio: np.ndarray, limit: int = 16) -> list[tuple[int, int]]:
+    """Move tasks with the least data per second of work to the least busy worker."""
+    busy = np.zeros(cluster.n_workers)
+    for p in schedule.placements.values():
+        busy[p.worker] += p.finish - p.start
+    order = np.argsort(comm_ratio, kind="stable")
+    moves: list[tuple[int, int]] = []
+    for idle in np.argsort(busy / cluster.speeds, kind="stable")[:2].tolist():
+        moves += [(int(i), idle) for i in order[: 4 * limit] if pins[i] != idle][:limit]
+    return moves
+
+
 #: A simulated candidate: its schedule, the priority and the shares that produced it.
 _Candidate = tuple["Schedule", np.ndarray, "np.ndarray | None"]
 
@@ -391,6 +404,11 @@ def _refine(graph: TaskGraph, cluster: Cluster, schedule: Schedule, priority: np
     comm = np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth
     best = schedule
     spent = 0
+    # Tasks whose data is cheap to move compared with their run time are offloaded first.
+    w_bar = np.asarray(graph.exec_time(cluster)).mean(axis=1)
+    io = (np.bincount(graph.edge_src, weights=graph.edge_size, minlength=len(graph))
+          + np.bincount(graph.edge_dst, weights=graph.edge_size, minlength=len(graph)))
+    comm_ratio = io / cluster.bandwidth / np.maximum(w_bar, 1e-12)
     while spent < budget:
         place = best.placements
         pins = np.fromiter((place[t].worker for t in graph.tasks), np.int64, len(graph))
@@ -412,6 +430,7 @@ def _refine(graph: TaskGraph, cluster: Cluster, schedule: Schedule, priority: np
             if lw != w and late_at >= start - 1e-9 * max(1.0, start):
                 moves += [(i, lw), (late, w)]
             task = graph.tasks[late]
+        moves += _offload_moves(graph, cluster, best, pins, comm_ratio)
         improved = False
         for i, w in moves:
             if spent >= budget:
