@@ -295,6 +295,7 @@ def test_register_op_adds_a_working_user_op():
     )
     assert "openautoglm_test::scaled_tanh" in ops.registered_ops()
     assert ops.get_op("openautoglm_test::scaled_tanh") is info and info.has_autograd
+    assert info.devices == ("cpu",) and not info.builtin
     assert info.schema.startswith("openautoglm_test::scaled_tanh(Tensor x, float scale)")
     op = info.op
     x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
@@ -326,6 +327,7 @@ def test_builtin_ops_are_listed():
     names = ops.registered_ops()
     for name in ("fused_bias_gelu", "fused_bias_gelu_backward", "fused_layernorm_gelu", "fused_layernorm_gelu_backward"):
         assert ops.get_op(f"openautoglm::{name}").builtin
+        assert "cpu" in ops.get_op(f"openautoglm::{name}").devices
         assert f"openautoglm::{name}" in names
     assert ops.get_op("openautoglm::fused_bias_gelu").has_autograd
 

@@ -139,6 +139,7 @@ class OpInfo:
         schema: its schema string (as ``torch.library`` prints it).
         has_autograd: whether a backward formula is registered.
         builtin: True for the ops compiled into ``openautoglm._C``.
+        devices: the devices with a kernel (``"cpu"``, ``"cuda"``).
     """
 
     name: str
@@ -374,7 +375,11 @@ def _register_builtin_ops() -> None:
     for name, fake, backward, setup in specs:
         info = register_op(f"{NAMESPACE}::{name}", fake=fake, backward=backward, setup_context=setup)
         info.builtin = True
-        info.devices = ("cpu", "cuda") if torch.version.cuda else ("cpu",)
+        info.devices = tuple(
+            device
+            for device, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+            if torch._C._dispatch_has_kernel_for_dispatch_key(info.name, key)
+        )
 
 
 # ------------------------------------------------------------------ public functions
