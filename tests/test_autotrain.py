@@ -75,7 +75,8 @@ def test_bad_config_names_each_field_and_allowed_values():
      ({"training": {"seq_len": 256}}, "exceeds model_space.max_len"),
      ({"cluster": {"policy": "fastest"}}, "'heft', 'gnn', 'cpop', 'dask' or 'sequential'"),
      ({"data": {"path": "/no/such/file.txt"}}, "is not a file"),
-     ({"serach": {}}, "serach: Extra inputs are not permitted")],
+     ({"serach": {}}, "serach: Extra inputs are not permitted"),
+     ({"cluster": {"processes": True}}, "set search.storage")],
 )
 def test_invalid_fields_are_named(config, match):
     with pytest.raises(AutoTrainConfigError, match=match):

@@ -458,6 +458,9 @@ class AutoTrainer:
         if len(done):
             best = done[m].cummin() if self.config.direction == "minimize" else done[m].cummax()
             ax.step(done["trial"], best, where="post", color="black", label="best so far")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("trial")
         ax.set_ylabel(m)
         ax.set_title(f"AutoTrainer search ({self.config.search.sampler}, {self.config.cluster.policy})")

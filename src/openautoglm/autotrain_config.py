@@ -185,6 +185,10 @@ class AutoTrainConfig(_Strict):
         if bad:
             raise ValueError(f"model_space: hidden={bad[0][0]} is not a multiple of heads={bad[0][1]}; "
                              "every hidden choice must divide by every heads choice")
+        if self.cluster.processes and self.search.pruner != "none" and self.search.storage is None:
+            raise ValueError("cluster.processes: true runs trials in other processes, which report to "
+                             "the study through its storage: set search.storage (a SQLite file) or "
+                             "search.pruner: none")
         if self.training.seq_len > self.model_space.max_len:
             raise ValueError(f"training.seq_len={self.training.seq_len} exceeds "
                              f"model_space.max_len={self.model_space.max_len}")
