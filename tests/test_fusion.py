@@ -306,3 +306,24 @@ def test_glm_under_the_compile_backend():
     compiled = torch.compile(model, backend=fusion.make_backend(inner))
     assert_same_outputs_and_grads(model, compiled, *inputs)
     assert seen == [("fused_bias_gelu", "tanh")] * 3
+
+
+class KeywordCalls(nn.Module):
+    """Modules and functions called with keyword arguments only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.act = nn.GELU()
+        self.ln = nn.LayerNorm(8)
+
+    def forward(self, x):
+        h = self.act(input=self.fc(input=x))
+        return F.gelu(input=self.ln(input=h), approximate="tanh")
+
+
+def test_keyword_arguments_are_recognised():
+    model = KeywordCalls()
+    fused = fusion.fuse(model)
+    assert fused.meta["fusion_counts"] == {"layernorm_gelu": 1, "bias_gelu": 1}
+    assert_same_outputs_and_grads(model, fused, torch.randn(3, 8))

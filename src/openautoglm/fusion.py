@@ -65,6 +65,13 @@ def _arg(node: fx.Node, index: int, name: str, default: Any = None) -> Any:
     return node.kwargs.get(name, default)
 
 
+def _input(node: fx.Node) -> Any:
+    """The first (tensor) argument, positional or by keyword (``input=`` / aten's ``self=``)."""
+    if node.args:
+        return node.args[0]
+    return node.kwargs.get("input", node.kwargs.get("self"))
+
+
 def _module(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
     if node.op != "call_module":
         return None
@@ -114,11 +121,11 @@ def _gelu_input(gm: fx.GraphModule, node: fx.Node) -> tuple[fx.Node, str] | None
     """(input, approximate) when ``node`` is a GELU in any form."""
     mod = _module(gm, node)
     if isinstance(mod, nn.GELU):
-        return node.args[0], mod.approximate
+        return (_input(node), mod.approximate) if isinstance(_input(node), fx.Node) else None
     if node.op == "call_function" and node.target in _GELU_FUNCTIONS:
         approximate = _arg(node, 1, "approximate", "none")
-        if approximate in ops.APPROXIMATE:
-            return node.args[0], approximate
+        if approximate in ops.APPROXIMATE and isinstance(_input(node), fx.Node):
+            return _input(node), approximate
     return None
 
 
@@ -140,7 +147,7 @@ def _layer_norm_args(gm: fx.GraphModule, node: fx.Node, graph: fx.Graph) -> tupl
         with graph.inserting_before(node):
             weight = graph.get_attr(f"{node.target}.weight")
             bias = graph.get_attr(f"{node.target}.bias")
-        return node.args[0], weight, bias, float(mod.eps), [node]
+        return _input(node), weight, bias, float(mod.eps), [node]
     if node.op != "call_function":
         return None
     erase = [node]
@@ -155,9 +162,9 @@ def _layer_norm_args(gm: fx.GraphModule, node: fx.Node, graph: fx.Graph) -> tupl
         return None
     if not isinstance(weight, fx.Node) or not isinstance(bias, fx.Node) or not isinstance(eps, (int, float)):
         return None
-    if not _supported(_tensor_of(gm, node.args[0]), _tensor_of(gm, weight), _tensor_of(gm, bias)):
+    if not _supported(_tensor_of(gm, _input(node)), _tensor_of(gm, weight), _tensor_of(gm, bias)):
         return None
-    return node.args[0], weight, bias, float(eps), erase
+    return _input(node), weight, bias, float(eps), erase
 
 
 def _match_layernorm_gelu(gm: fx.GraphModule, gelu: fx.Node) -> tuple | None:
@@ -198,7 +205,7 @@ def _linear_args(gm: fx.GraphModule, node: fx.Node, graph: fx.Graph) -> tuple | 
         with graph.inserting_before(node):
             weight = graph.get_attr(f"{node.target}.weight")
             bias = graph.get_attr(f"{node.target}.bias")
-        return node.args[0], weight, bias
+        return _input(node), weight, bias
     if node.op == "call_function" and node.target in _LINEAR_FUNCTIONS:
         weight, bias = _arg(node, 1, "weight"), _arg(node, 2, "bias")
         if not isinstance(bias, fx.Node):
@@ -206,9 +213,9 @@ def _linear_args(gm: fx.GraphModule, node: fx.Node, graph: fx.Graph) -> tuple | 
         bias_t = _tensor_of(gm, bias)
         if bias_t is not None and bias_t.dim() != 1:
             return None
-        if not _supported(_tensor_of(gm, node.args[0]), _tensor_of(gm, weight), bias_t):
+        if not _supported(_tensor_of(gm, _input(node)), _tensor_of(gm, weight), bias_t):
             return None
-        return node.args[0], weight, bias
+        return _input(node), weight, bias
     return None
 
 
