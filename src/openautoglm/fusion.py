@@ -230,9 +230,12 @@ def _rewrite_linear_gelu(gm: fx.GraphModule, gelu: fx.Node, fused_bias_gelu: Any
     # aten.addmm(bias, x2d, w_t) [-> view]: AOT and export graphs of nn.Linear on 3-D input.
     view = None
     if lin.op == "call_function" and lin.target in _VIEW_FUNCTIONS:
-        view, lin = lin, lin.args[0]
-        if not _only_user(lin, view) or lin.target is not aten.addmm.default:
+        view, source = lin, lin.args[0]
+        if not isinstance(source, fx.Node) or not _only_user(source, view):
             return False
+        if source.target is not aten.addmm.default:
+            return False
+        lin = source
     if lin.op == "call_function" and lin.target is aten.addmm.default:
         if lin.kwargs.get("beta", 1) != 1 or lin.kwargs.get("alpha", 1) != 1:
             return False
