@@ -232,8 +232,9 @@ class GNNScheduler(Scheduler):
         samples: Priority vectors sampled around the learned one (log-normal noise) and
             simulated, in the full candidate set (0: none).
         sigma: Scale of that noise.
-        refine: List-scheduling calls spent on moving tasks of the winning plan's critical
-            chain next to their late data (0: none).
+        refine: Most list-scheduling calls spent on local moves of the winning plan (tasks of
+            its critical chain next to their late data, cheap-data tasks to idle workers);
+            graphs over 312 tasks get ``max(16, 40000 // n)`` (0: none).
         seed: Seed of the sampling (the plan is deterministic for a seed).
 
     Raises:
@@ -317,7 +318,9 @@ class GNNScheduler(Scheduler):
         chosen = min(makespans, key=makespans.__getitem__)
         best = found[chosen][0]
         if mode == "all" and self.refine > 0 and cluster.n_workers > 1:
-            refined = _refine(graph, cluster, *found[chosen], self.refine)
+            # A fixed budget of list-scheduling work: fewer moves on larger graphs.
+            budget = min(self.refine, max(16, 40_000 // max(len(graph), 1)))
+            refined = _refine(graph, cluster, *found[chosen], budget)
             if refined.makespan < best.makespan:
                 chosen = f"{chosen}+refined"
                 makespans[chosen] = float(refined.makespan)
