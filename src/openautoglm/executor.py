@@ -78,8 +78,10 @@ class Engine:
             ``LocalCluster`` that closes with the engine.
         n_workers: embedded cluster: workers (default ``min(4, cpu count)``).
         threads_per_worker: embedded cluster: threads (= cores in the plan) per worker.
-        processes: embedded cluster: workers in their own processes (``False``: threads of
-            this process, cheaper to start, fine for code that releases the GIL).
+        processes: embedded cluster: workers in their own processes (for pure-Python,
+            GIL-bound tasks; a script then needs the ``if __name__ == "__main__":`` guard).
+            Default ``False``: threads of this process, instant to start, fine for code that
+            releases the GIL (torch, numpy, I/O).
         resources: embedded cluster: extra resources every worker declares, e.g. ``{"GPU": 1}``.
         speeds: relative speed per worker (sorted by address) for planning; default all 1.
         dashboard: embedded cluster: serve the Dask dashboard (its link is logged).
@@ -98,7 +100,7 @@ class Engine:
     """
 
     def __init__(self, address: str | None = None, *, n_workers: int | None = None,
-                 threads_per_worker: int = 1, processes: bool = True,
+                 threads_per_worker: int = 1, processes: bool = False,
                  resources: Mapping[str, float] | None = None,
                  speeds: list[float] | None = None, dashboard: bool = True,
                  progress: bool | None = None, timeout: float = 10.0) -> None:
