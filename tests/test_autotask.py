@@ -107,3 +107,14 @@ def test_bad_arguments_fail_before_running(kwargs, match):
 def test_run_without_prompt_is_a_clear_error(glm_path):
     with pytest.raises(ValueError, match="no prompt"):
         AutoTask(model=glm_path).run()
+
+
+def test_runs_on_the_engine(glm_path):
+    pytest.importorskip("distributed")
+    from openautoglm.executor import Engine
+
+    local = AutoTask("text-generation", model=glm_path, prompt="The ", max_new_tokens=6)
+    with Engine(n_workers=1, processes=False, dashboard=False, progress=False) as engine:
+        result = local.run(engine=engine)
+    assert result.output == local.run().output
+    assert result.values.schedule is not None  # the engine's record of the run
