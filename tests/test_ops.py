@@ -315,6 +315,8 @@ def test_register_op_refuses_malformed_requests():
         ops.register_op("scaled_tanh", fake=_scaled_tanh_fake)
     with pytest.raises(ValueError, match="both backward= and setup_context="):
         ops.register_op("openautoglm_test::x1", fake=_scaled_tanh_fake, backward=_scaled_tanh_backward)
+    with pytest.raises(ValueError, match="signature without the op's name"):
+        ops.register_op("openautoglm_test::x3", schema="x3(Tensor x) -> Tensor", fake=_scaled_tanh_fake)
     with pytest.raises(ValueError, match="needs schema="):
         ops.register_op("openautoglm_test::x2", fake=_scaled_tanh_fake, cpu=_scaled_tanh_cpu)
     with pytest.raises(ValueError, match="is not defined"):

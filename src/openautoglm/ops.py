@@ -214,6 +214,11 @@ def register_op(
             "pass both backward= and setup_context= (setup_context saves what backward reads)"
         )
     if schema is not None:
+        if not schema.lstrip().startswith("("):
+            raise ValueError(
+                f"schema= is the signature without the op's name, e.g. '(Tensor x, float scale) -> Tensor', "
+                f"got {schema!r}"
+            )
         torch.library.define(qualname, schema)
     elif cpu is not None or cuda is not None:
         raise ValueError(
