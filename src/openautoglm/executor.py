@@ -93,10 +93,13 @@ class Engine:
         EngineError: the address cannot be reached within ``timeout`` (names the address).
 
     Example:
-        >>> import networkx as nx
-        >>> G = nx.DiGraph([("load", "train")]); nx.set_node_attributes(G, 0.1, "cost")
-        >>> with Engine(n_workers=1, processes=False, dashboard=False) as engine:  # doctest: +SKIP
-        ...     result = engine.run(TaskGraph.from_networkx(G))
+        >>> from openautoglm.pipeline import Pipeline, Task
+        >>> p = Pipeline("double", [Task("twice", func=lambda x: 2 * x, input_key="x",
+        ...                              output_key="y")])
+        >>> with Engine(n_workers=1, dashboard=False, progress=False) as engine:
+        ...     result = engine.run(p, inputs={"x": 21})
+        >>> result["y"], [t["status"] for t in result.times]
+        (42, ['ok'])
     """
 
     def __init__(self, address: str | None = None, *, n_workers: int | None = None,
@@ -583,6 +586,12 @@ def compute(*args: Any, policy: str = "heft", engine: Engine | None = None,
 
     Returns:
         A tuple with one computed value per argument.
+
+    Example:
+        >>> import dask
+        >>> compute(dask.delayed(sum)([1, 2, 3]), {"k": dask.delayed(len)("abc")},
+        ...         n_workers=1, dashboard=False, progress=False)
+        (6, {'k': 3})
     """
     if engine is not None:
         return engine.compute(*args, policy=policy, history=history)
