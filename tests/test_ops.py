@@ -177,6 +177,17 @@ def test_gradcheck_float64(approximate, noncontiguous, device):
     )
 
 
+@pytest.mark.parametrize("approximate", APPROXIMATE)
+def test_gradgradcheck_float64(approximate):
+    """Second derivatives go through the backward ops' own autograd formulas."""
+    x, weight, bias, _ = _inputs((3, 6), torch.float64, "cpu", seed=2)
+    x, weight, bias = (t.requires_grad_() for t in (x, weight, bias))
+    assert torch.autograd.gradgradcheck(lambda x, b: ops.fused_bias_gelu(x, b, approximate), (x, bias))
+    assert torch.autograd.gradgradcheck(
+        lambda x, w, b: ops.fused_layernorm_gelu(x, w, b, 1e-5, approximate), (x, weight, bias)
+    )
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("approximate", APPROXIMATE)
 def test_opcheck(approximate, device):
@@ -186,8 +197,10 @@ def test_opcheck(approximate, device):
         xs, ws, bs = (t.clone().requires_grad_(requires_grad) for t in (x, weight, bias))
         torch.library.opcheck(lib.fused_bias_gelu, (xs, bs, approximate))
         torch.library.opcheck(lib.fused_layernorm_gelu, (xs, ws, bs, 1e-5, approximate))
-    torch.library.opcheck(lib.fused_bias_gelu_backward, (grad, x, bias, approximate))
-    torch.library.opcheck(lib.fused_layernorm_gelu_backward, (grad, x, weight, bias, 1e-5, approximate))
+    for requires_grad in (False, True):
+        gs, xs, ws, bs = (t.clone().requires_grad_(requires_grad) for t in (grad, x, weight, bias))
+        torch.library.opcheck(lib.fused_bias_gelu_backward, (gs, xs, bs, approximate))
+        torch.library.opcheck(lib.fused_layernorm_gelu_backward, (gs, xs, ws, bs, 1e-5, approximate))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -9,7 +9,9 @@ Glossary:
 The kernels are C++ (``cuda_ext/ops.cpp``, AVX2 + FMA, float32/float64) and CUDA
 (``cuda_ext/cuda/ops.cu``, built where torch has CUDA), compiled into ``openautoglm._C``. Importing
 this module loads it after checking the CPU, then registers for every op a fake (meta) kernel, so
-``torch.compile`` can trace it, and an autograd formula backed by the op's backward op.
+``torch.compile`` can trace it, and an autograd formula: the forward ops' gradients are their fused
+backward ops; the backward ops' own gradients (double backward) come from a pure-torch
+recomputation.
 
 The same pattern is open to users: :func:`register_op` declares a schema, a CPU (and optional
 CUDA) kernel, a fake kernel and a backward in one call, and lists the op in :func:`registered_ops`.
@@ -370,12 +372,50 @@ def _layernorm_gelu_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     return gx, gw, gb, None, None
 
 
+# Double backward: the backward ops are differentiated through a pure-torch recomputation (rarely
+# needed, e.g. gradient penalties; correct rather than fused).
+
+
+def _reference_bias_gelu_backward(grad, x, bias, approximate):
+    h = x + bias
+    (gx,) = torch.autograd.grad(torch.nn.functional.gelu(h, approximate=approximate), h, grad, create_graph=True)
+    return gx, gx.reshape(-1, gx.shape[-1]).sum(0)
+
+
+def _reference_layernorm_gelu_backward(grad, x, weight, bias, eps, approximate):
+    h = torch.nn.functional.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    y = torch.nn.functional.gelu(h, approximate=approximate)
+    return torch.autograd.grad(y, (x, weight, bias), grad, create_graph=True)
+
+
+def _double_backward(reference: Callable[..., Any], n_tensors: int) -> tuple[Callable, Callable]:
+    """(backward, setup_context) for a backward op whose first ``n_tensors`` inputs are tensors."""
+
+    def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+        ctx.save_for_backward(*inputs[:n_tensors])
+        ctx.constants = inputs[n_tensors:]
+
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple:
+        with torch.enable_grad():
+            leaves = [t.detach().requires_grad_() for t in ctx.saved_tensors]
+            outputs = reference(*leaves, *ctx.constants)
+            used = [(o, g) for o, g in zip(outputs, grads) if g is not None]
+            result = torch.autograd.grad(
+                [o for o, _ in used], leaves, [g for _, g in used], allow_unused=True
+            )
+        return (*result, *([None] * len(ctx.constants)))
+
+    return backward, setup_context
+
+
 def _register_builtin_ops() -> None:
     specs: Sequence[tuple[str, Callable, Callable | None, Callable | None]] = (
         ("fused_bias_gelu", _bias_gelu_fake, _bias_gelu_backward, _bias_gelu_setup),
-        ("fused_bias_gelu_backward", _bias_gelu_backward_fake, None, None),
+        ("fused_bias_gelu_backward", _bias_gelu_backward_fake,
+         *_double_backward(_reference_bias_gelu_backward, 3)),
         ("fused_layernorm_gelu", _layernorm_gelu_fake, _layernorm_gelu_backward, _layernorm_gelu_setup),
-        ("fused_layernorm_gelu_backward", _layernorm_gelu_backward_fake, None, None),
+        ("fused_layernorm_gelu_backward", _layernorm_gelu_backward_fake,
+         *_double_backward(_reference_layernorm_gelu_backward, 4)),
     )
     for name, fake, backward, setup in specs:
         info = register_op(f"{NAMESPACE}::{name}", fake=fake, backward=backward, setup_context=setup)
