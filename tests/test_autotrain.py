@@ -243,3 +243,28 @@ def test_killed_search_resumes_without_losing_trials(tmp_path):
     assert len(retry) == 1 and retry[0].params == cut.params and retry[0].state.name == "COMPLETE"
     assert (df["state"] == "complete").sum() == 4
     assert trainer.export(tmp_path / "best.safetensors").is_file()
+
+
+def test_time_budget_stops_between_waves(tmp_path):
+    trainer = AutoTrainer(config=tiny(tmp_path, search={"trials": 5, "parallel": 1, "timeout_s": 1e-3}))
+    df = trainer.search()
+    assert len(df) == 1  # the first wave runs, then the budget is spent
+
+
+def test_wave_where_every_trial_fails_stops_with_the_error(tmp_path):
+    """A learning rate of 1e6 diverges in every trial: stop with the reason, do not loop."""
+    trainer = AutoTrainer(config=tiny(tmp_path, training={"lr": 1e6}))
+    with pytest.raises(RuntimeError, match="all 3 trials of the wave failed; the first: metric is nan"):
+        trainer.search()
+    assert {t.state.name for t in trainer.study.trials} == {"FAIL"}
+
+
+def test_failing_wave_leaves_no_running_trials(tmp_path):
+    """Held-out examples longer than the validation text fail in prepare, for every trial at
+    once: the error propagates and the wave's trials are closed, not left RUNNING."""
+    from openautoglm.pipeline import TaskFailedError
+
+    trainer = AutoTrainer(config=tiny(tmp_path, evaluation={"prompt_chars": 5000}))
+    with pytest.raises(TaskFailedError, match="too short for evaluation.prompt_chars"):
+        trainer.search()
+    assert {t.state.name for t in trainer.study.trials} == {"FAIL"}

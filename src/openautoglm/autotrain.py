@@ -280,12 +280,14 @@ class AutoTrainer:
         Args:
             trials: total finished (complete or pruned) trials wanted in the study, resumed
                 ones included; default ``search.trials``.
-            timeout_s: stop starting new waves after this many seconds; default ``search.timeout_s``.
+            timeout_s: start no new wave after this many seconds (the first wave always runs);
+                default ``search.timeout_s``.
 
         Returns:
             The results table (see :meth:`results`).
         """
         import torch
+        from optuna.trial import TrialState
 
         wanted = self.config.search.trials if trials is None else int(trials)
         budget = self.config.search.timeout_s if timeout_s is None else timeout_s
@@ -303,14 +305,27 @@ class AutoTrainer:
                 history = History(self.output_dir / "history.sqlite")
             start = time.perf_counter()
             while (left := wanted - self._finished()) > 0:
-                if budget is not None and time.perf_counter() - start > budget:
-                    break
+                if budget is not None and self.wave_times and time.perf_counter() - start > budget:
+                    break  # the budget is checked between waves; the first always runs
                 wave = [self._ask() for _ in range(min(left, self.config.search.parallel))]
                 t0 = time.perf_counter()
-                outcomes = self._run_wave(wave, engine, history)
+                try:
+                    outcomes = self._run_wave(wave, engine, history)
+                except BaseException:
+                    # Not one trial's failure (those are caught per trial): close the wave's trials
+                    # so a later search does not take them for interrupted ones.
+                    for trial in wave:
+                        self.study.tell(trial.handle, state=TrialState.FAIL)
+                    raise
                 self.wave_times.append(time.perf_counter() - t0)
                 for trial, outcome in zip(wave, outcomes):
                     self._tell(trial, outcome)
+                errors = [o["error"] for o in outcomes if o.get("error")]
+                if len(errors) == len(wave):
+                    # Every trial failed: the configuration, not the parameters, is at fault.
+                    raise RuntimeError(f"all {len(wave)} trials of the wave failed; the first: "
+                                       f"{errors[0]}. Fix the configuration (the failed trials are "
+                                       "kept in the study with state FAIL and their error)")
         finally:
             torch.set_num_threads(threads)
             if history is not None:
@@ -430,7 +445,8 @@ class AutoTrainer:
             params = {**{k: v for k, v in t.user_attrs.items() if k in self.config.search_space()}, **t.params}
             rows.append({"trial": t.number, **params, "state": t.state.name.lower(),
                          self.config.metric: t.value, "seconds": t.user_attrs.get("seconds")})
-        return pd.DataFrame(rows)
+        columns = ["trial", *self.config.search_space(), "state", self.config.metric, "seconds"]
+        return pd.DataFrame(rows, columns=columns)
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial:
