@@ -141,6 +141,16 @@ def test_make_batch_shapes_padding_and_determinism():
         assert (a["targets"][i][a["loss_mask"][i] == 0] == -100).all()
 
 
+def test_make_batch_accepts_a_torch_generator():
+    tok = CharTokenizer.from_text(TEXT)
+    windows = [tok.encode(TEXT[:40])] * 2
+    a = make_batch(windows, tok, torch.Generator().manual_seed(7))
+    b = make_batch(windows, tok, torch.Generator().manual_seed(7))
+    assert torch.equal(a["input_ids"], b["input_ids"])
+    with pytest.raises(TypeError, match="rng must be"):
+        make_batch(windows, tok, rng="seed")
+
+
 def test_generation_objective_masks_one_suffix():
     tok = CharTokenizer.from_text(TEXT)
     w = tok.encode(TEXT[:40])

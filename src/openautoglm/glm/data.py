@@ -76,13 +76,21 @@ def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     return text[:cut], text[cut:]
 
 
-def _as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+def _as_rng(rng: np.random.Generator | torch.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, torch.Generator):
+        return np.random.default_rng(int(torch.randint(2**62, (1,), generator=rng)))
+    if rng is not None and (isinstance(rng, bool) or not isinstance(rng, (int, np.integer))):
+        raise TypeError(
+            f"rng must be a numpy Generator, a torch Generator, an int seed or None, got {rng!r}"
+        )
+    return np.random.default_rng(rng)
 
 
 def sample_spans(
     n: int,
-    rng: np.random.Generator | int | None = None,
+    rng: np.random.Generator | torch.Generator | int | None = None,
     mask_ratio: float = 0.15,
     poisson_lambda: float = 3.0,
 ) -> list[tuple[int, int]]:
@@ -94,7 +102,7 @@ def sample_spans(
 
     Args:
         n: the window length (at least 2).
-        rng: a numpy Generator or a seed.
+        rng: a numpy Generator, a torch Generator or a seed.
         mask_ratio: the fraction of tokens to blank out, in (0, 1).
         poisson_lambda: the mean span length.
 
@@ -245,7 +253,7 @@ def collate(examples: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.
 def make_batch(
     token_lists: Sequence[Sequence[int]],
     tokenizer: CharTokenizer,
-    rng: np.random.Generator | int | None = None,
+    rng: np.random.Generator | torch.Generator | int | None = None,
     mask_ratio: float = 0.15,
     poisson_lambda: float = 3.0,
     generation_ratio: float = 0.0,
@@ -259,7 +267,7 @@ def make_batch(
     Args:
         token_lists: B windows of token ids, each at least 2 long.
         tokenizer: supplies the special ids.
-        rng: a numpy Generator or a seed (same seed, same batch).
+        rng: a numpy Generator, a torch Generator or a seed (same seed, same batch).
         mask_ratio: fraction of tokens blanked out per window.
         poisson_lambda: mean span length.
         generation_ratio: probability of the suffix (generation) objective per window.
