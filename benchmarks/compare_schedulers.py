@@ -8,6 +8,8 @@ Sections (each a table in benchmarks/results/compare_schedulers.md, plots beside
      ("jumpy" is held out of training by default);
   2. real Pegasus traces (../shared/workflows), 4 workers, CCR 1 and 10; the shipped weights are
      trained on generated graphs only, so every trace family is held out;
+  2b. leave-one-family-out: weights trained with the other four trace families (cached in
+     build/gnn_lofo, trained here if missing), tested on the fifth;
   3. small DAGs (n <= 12) against the exact MILP optimum (policy "optimal");
   4. multi-core workers with parallel tasks (where the share head acts);
   5. five training seeds, mean +- sd (trained here with `openautoglm train-scheduler` if their
@@ -182,6 +184,41 @@ def trace_suite(args: argparse.Namespace, rng: np.random.Generator) -> tuple[lis
             lines.append(f"| **all** | {ccr:g} | {len(allr['gnn'])} | " +
                          " | ".join(cell(allr[nm], rng) for nm in names) + " |")
     return lines, ratios
+
+
+def lofo_suite(args: argparse.Namespace, rng: np.random.Generator) -> list[str]:
+    """Leave-one-family-out: weights trained on generated graphs plus the other four families."""
+    if not WORKFLOWS.is_dir():
+        return [f"(skipped: no traces at {WORKFLOWS})"]
+    lofo_dir = Path(args.seed_dir).parent / "gnn_lofo"
+    lofo_dir.mkdir(parents=True, exist_ok=True)
+    shipped_one, shipped = GNNScheduler(candidates="one"), GNNScheduler()
+    lines = ["| held-out family | CCR | traces | one-shot, synthetic-only weights | one-shot, LOFO weights "
+             "| gnn, synthetic-only | gnn, LOFO |", "|---|---|---|---|---|---|---|"]
+    families = sorted(p.name for p in WORKFLOWS.iterdir() if p.is_dir())
+    for fam in families:
+        path = lofo_dir / f"without_{fam}.pt"
+        if not path.is_file():
+            extra = ["--graphs", "20", "--samples", "8", "--epochs", "3"] if args.quick else []
+            t = time.perf_counter()
+            train_main(["--seed", "0", "--out", str(path), "--traces", str(WORKFLOWS),
+                        "--exclude-family", fam, *extra])
+            print(f"  lofo: trained without {fam} in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
+        model = load_model(path)
+        one, full = GNNScheduler(model=model, candidates="one"), GNNScheduler(model=model)
+        files = sorted((WORKFLOWS / fam).glob("*.json"), key=lambda p: p.stat().st_size)
+        files = files[: (1 if args.quick else args.traces_per_family)]
+        for ccr in (1.0, 10.0):
+            r: dict[str, list[float]] = {}
+            for f in files:
+                g = oag.load_wfcommons(f).with_ccr(ccr)
+                c = oag.Cluster.homogeneous(4)
+                h = oag.schedule(g, c, policy="heft").makespan
+                for key, sch in (("s1", shipped_one), ("l1", one), ("s", shipped), ("l", full)):
+                    r.setdefault(key, []).append(sch.schedule(g, c).makespan / h)
+            lines.append(f"| {fam} | {ccr:g} | {len(files)} | " +
+                         " | ".join(cell(r[k], rng) for k in ("s1", "l1", "s", "l")) + " |")
+    return lines
 
 
 def milp_suite(args: argparse.Namespace, rng: np.random.Generator) -> list[str]:
@@ -365,7 +402,7 @@ def main() -> None:
     ap.add_argument("--no-saga", action="store_true")
     ap.add_argument("--seed-dir", default=str(ROOT / "build" / "gnn_seeds"),
                     help="where the 5 training seeds' weights are kept (trained if missing)")
-    ap.add_argument("--only", default="random,traces,milp,multicore,seeds,timing")
+    ap.add_argument("--only", default="random,traces,lofo,milp,multicore,seeds,timing")
     ap.add_argument("--out", default=None, help="markdown file (default: results/compare_schedulers[_quick].md)")
     args = ap.parse_args()
     import torch
@@ -397,6 +434,9 @@ def main() -> None:
     if "traces" in only:
         lines, tr = trace_suite(args, rng)
         doc += ["## Real Pegasus traces (4 workers; every family held out of training)", "", *lines, ""]
+    if "lofo" in only:
+        doc += ["## Real traces, leave-one-family-out training (generated graphs + the other four families)", "",
+                *lofo_suite(args, rng), ""]
     if "milp" in only:
         doc += ["## Small DAGs (n 8-12, 3 workers) against the exact MILP optimum", "", *milp_suite(args, rng), ""]
     if "multicore" in only:

@@ -87,3 +87,14 @@ def test_bad_arguments_are_named():
         SchedulerGCN(5, 8, base_feature=7)
     with pytest.raises(ValueError, match="min_share"):
         SchedulerGCN(5, 8, min_share=0.0)
+
+
+def test_sparse_adjacency_path_equals_edge_list_path():
+    """GraphFeatures.adj (one CSR product per layer) computes exactly what gcn_norm + scatter do."""
+    f = graph_features(random_dag(200, ccr=3.0, seed=4), Cluster([1, 1, 2], bandwidth=2.0))
+    m = trained_like(2)
+    p1, s1 = m(f.x, f.edge_index, f.edge_weight)
+    p2, s2 = m(f.x, f.adj)
+    torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(s1, s2, rtol=1e-5, atol=1e-5)
+    assert f.adj.shape == (200, 200) and f.adj._nnz() == 200 + f.edge_index.shape[1]

@@ -106,12 +106,16 @@ class GraphFeatures(NamedTuple):
         edge_weight: Float32 tensor (2m,): ``1 + c[e] / mean w_bar`` (heavier data, tighter
             coupling), the same for both directions of an edge.
         ranks: The unnormalised :class:`Ranks` the features came from.
+        adj: The same edges as a GCN-normalised sparse CSR matrix
+            ``D^-1/2 (A + I) D^-1/2`` (float32, n x n): pass it as ``edge_index`` for a sparse
+            matrix product instead of a scatter over edges (far faster on large graphs).
     """
 
     x: torch.Tensor
     edge_index: torch.Tensor
     edge_weight: torch.Tensor
     ranks: Ranks
+    adj: torch.Tensor
 
 
 def ranks(graph: TaskGraph, cluster: Cluster) -> Ranks:
@@ -334,4 +338,40 @@ def graph_features(graph: TaskGraph, cluster: Cluster) -> GraphFeatures:
         torch.from_numpy(edge_index.astype(np.int64)),
         torch.from_numpy(edge_weight.astype(np.float32)),
         r,
+        _normalized_adjacency(graph, cluster, mean_w),
     )
+
+
+def _normalized_adjacency(graph: TaskGraph, cluster: Cluster, mean_w: float) -> torch.Tensor:
+    """``D^-1/2 (A + I) D^-1/2`` as CSR, row i = [dependencies of i, i, dependents of i].
+
+    Built straight from the graph's two CSR adjacencies (no sort), with the same weights as
+    ``edge_weight`` and unit self loops, as ``torch_geometric``'s ``gcn_norm`` computes them.
+    """
+    import torch
+
+    n = len(graph)
+    bw = float(cluster.bandwidth) if cluster.n_workers > 1 else np.inf
+    pred_ptr = np.asarray(graph.pred_ptr, dtype=np.int64)
+    succ_ptr = np.asarray(graph.succ_ptr, dtype=np.int64)
+    indeg, outdeg = np.diff(pred_ptr), np.diff(succ_ptr)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(indeg + outdeg + 1, out=ptr[1:])
+    cols = np.empty(ptr[-1], dtype=np.int64)
+    vals = np.empty(ptr[-1], dtype=np.float64)
+    rows_p = np.repeat(np.arange(n), indeg)
+    pos_p = ptr[rows_p] + np.arange(len(rows_p)) - pred_ptr[rows_p]
+    cols[pos_p] = graph.pred_idx
+    vals[pos_p] = 1.0 + np.log1p(_safe_div(np.asarray(graph.pred_size, dtype=np.float64) / bw, mean_w))
+    pos_i = ptr[:-1] + indeg
+    cols[pos_i] = np.arange(n)
+    vals[pos_i] = 1.0
+    rows_s = np.repeat(np.arange(n), outdeg)
+    pos_s = ptr[rows_s] + indeg[rows_s] + 1 + np.arange(len(rows_s)) - succ_ptr[rows_s]
+    cols[pos_s] = graph.succ_idx
+    vals[pos_s] = 1.0 + np.log1p(_safe_div(np.asarray(graph.succ_size, dtype=np.float64) / bw, mean_w))
+    deg = np.add.reduceat(vals, ptr[:-1]) if n else np.zeros(0)
+    dinv = 1.0 / np.sqrt(deg)
+    vals *= np.repeat(dinv, np.diff(ptr)) * dinv[cols]
+    return torch.sparse_csr_tensor(torch.from_numpy(ptr), torch.from_numpy(cols),
+                                   torch.from_numpy(vals.astype(np.float32)), (n, n))

@@ -104,8 +104,10 @@ class SchedulerGCN(nn.Module):
 
         Args:
             x: Node features, shape (n, in_channels).
-            edge_index: Edges, shape (2, m) (give both directions for an undirected view).
-            edge_weight: Optional positive edge weights, shape (m,).
+            edge_index: Edges, shape (2, m) (give both directions for an undirected view), or
+                an already normalised sparse CSR adjacency (``GraphFeatures.adj``).
+            edge_weight: Optional positive edge weights, shape (m,) (ignored with a CSR
+                adjacency, whose values are the normalised weights).
 
         Returns:
             ``(priority, share)``: two tensors of shape (n,); higher priority runs earlier,
@@ -119,9 +121,13 @@ class SchedulerGCN(nn.Module):
                 f"x must have shape (n, {self.in_channels}), got {tuple(x.shape)}; build it "
                 f"with openautoglm.features.graph_features"
             )
-        # D^-1/2 (A + I) D^-1/2, as GCNConv(normalize=True) computes in each layer.
-        edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(0), add_self_loops=True,
-                                           dtype=x.dtype)
+        if edge_index.layout == torch.sparse_csr:
+            # Already D^-1/2 (A + I) D^-1/2 (GraphFeatures.adj): a sparse matrix product.
+            edge_weight = None
+        else:
+            # D^-1/2 (A + I) D^-1/2, as GCNConv(normalize=True) computes in each layer.
+            edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(0),
+                                               add_self_loops=True, dtype=x.dtype)
         h = torch.relu(self.conv1(x, edge_index, edge_weight))
         h = torch.relu(self.conv2(h, edge_index, edge_weight))
         z = torch.cat([h, x], dim=1)

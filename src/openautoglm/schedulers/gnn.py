@@ -296,7 +296,7 @@ class GNNScheduler(Scheduler):
 
         f = graph_features(graph, cluster)
         with torch.inference_mode():
-            priority, share = self.model(f.x, f.edge_index, f.edge_weight)
+            priority, share = self.model(f.x, f.adj)
         return priority.double().numpy(), share.double().numpy(), f.ranks
 
     def plan(self, graph: TaskGraph, cluster: Cluster) -> GNNPlan:
