@@ -337,6 +337,24 @@ def test_checkpoint_round_trip(trained, tmp_path):
         load_checkpoint(tmp_path / "missing")
 
 
+def test_checkpoint_metadata_is_plain_json(trained, tmp_path):
+    import json
+
+    from openautoglm.glm.checkpoint import checkpoint_extra
+
+    model, tok, history = trained
+    save_checkpoint(tmp_path / "ck", model, tok, extra={"history": history})
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["config"] == model.config.to_dict() and meta["tokenizer"]["chars"] == tok.chars
+    assert checkpoint_extra(tmp_path / "ck")["history"] == history
+    with pytest.raises(ValueError, match="does not describe the model"):
+        save_checkpoint(tmp_path / "bad", model, tok, GLMConfig(vocab_size=3))
+    meta["format"] = "something/else"
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="expected 'openautoglm.glm/1'"):
+        load_checkpoint(tmp_path / "ck")
+
+
 def test_whole_model_traces_with_fx_and_export():
     """Shape-free forward: fx.symbolic_trace and torch.export capture the whole model."""
     torch.manual_seed(0)
