@@ -327,3 +327,41 @@ def test_keyword_arguments_are_recognised():
     fused = fusion.fuse(model)
     assert fused.meta["fusion_counts"] == {"layernorm_gelu": 1, "bias_gelu": 1}
     assert_same_outputs_and_grads(model, fused, torch.randn(3, 8))
+
+
+class ExplicitBias(nn.Module):
+    """gelu(x @ W.T + b): the bias added by hand, as Megatron-style code does.
+
+    x -> linear(no bias) -> + b -> GELU         (fusable where shapes are known)
+    y ------------------------> + z -> GELU      (z is (3, 1) but y's last dim is 1: broadcast, not a bias)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(10, 10) / 3)
+        self.b = nn.Parameter(torch.randn(10))
+
+    def forward(self, x, y, z):
+        return F.gelu(F.linear(x, self.w) + self.b, approximate="tanh").sum() + F.gelu(y + z).sum()
+
+
+def test_explicit_bias_add_fuses_where_shapes_are_known():
+    model = ExplicitBias()
+    inputs = (torch.randn(4, 10), torch.randn(3, 1), torch.randn(3))
+    gm = torch.export.export(model, inputs).module()
+    assert fusion.fuse_graph_module(gm) == {"layernorm_gelu": 0, "bias_gelu": 1}
+    assert fused_calls(gm) == [("fused_bias_gelu", "tanh")]
+    torch.testing.assert_close(gm(*inputs), model(*inputs), atol=1e-5, rtol=1e-5)
+
+    seen = []
+
+    def inner(gm, example_inputs):
+        seen.extend(fused_calls(gm))
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=fusion.make_backend(inner), fullgraph=True)
+    assert_same_outputs_and_grads(model, compiled, *inputs)
+    assert seen == [("fused_bias_gelu", "tanh")]
+    # A symbolic trace records no shapes: the add is left alone rather than guessed.
+    assert fusion.fuse(model).meta["fusion_counts"]["bias_gelu"] == 0

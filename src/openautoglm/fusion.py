@@ -4,6 +4,7 @@
 
     x -> LayerNorm(w, b, eps) -> GELU(approximate)   ==>   x -> fused_layernorm_gelu(w, b, eps, approximate)
     x -> Linear(W, b)         -> GELU(approximate)   ==>   x -> Linear(W, no bias) -> fused_bias_gelu(b, approximate)
+    x + b (b 1-D)             -> GELU(approximate)   ==>   x -> fused_bias_gelu(b, approximate)
 
 The pass walks the nodes of a ``torch.fx`` graph (``torch.fx.subgraph_rewriter`` cannot see
 through ``call_module`` nodes, and needs literal arguments to match) and recognises each step in
@@ -12,7 +13,8 @@ three forms:
 - module calls: ``nn.LayerNorm``, ``nn.GELU``, ``nn.Linear`` (``torch.fx.symbolic_trace``);
 - functional calls: ``F.layer_norm``/``torch.layer_norm``, ``F.gelu``, ``F.linear`` (Dynamo graphs);
 - aten ops: ``aten.layer_norm``/``aten.native_layer_norm``, ``aten.gelu``, ``aten.linear`` and
-  ``aten.addmm`` (optionally followed by a ``view``) from ``torch.export`` and AOT graphs.
+  ``aten.addmm`` (optionally followed by a ``view``) from ``torch.export`` and AOT graphs;
+- an explicit ``x + bias`` before a GELU, where the graph records shapes (Dynamo, export, AOT).
 
 A pair is fused only when the intermediate (the LayerNorm or Linear output) has no other user,
 the LayerNorm normalises the last dimension only and has both weight and bias, the Linear has a
@@ -42,6 +44,7 @@ _GELU_FUNCTIONS = {F.gelu, aten.gelu.default, aten.gelu}
 _LAYER_NORM_FUNCTIONS = {F.layer_norm, torch.layer_norm, aten.layer_norm.default, aten.layer_norm}
 _LINEAR_FUNCTIONS = {F.linear, aten.linear.default, aten.linear}
 _VIEW_FUNCTIONS = {aten.view.default, aten._unsafe_view.default, aten.reshape.default}
+_ADD_FUNCTIONS = {operator.add, torch.add, aten.add.Tensor}
 _FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
@@ -219,6 +222,30 @@ def _linear_args(gm: fx.GraphModule, node: fx.Node, graph: fx.Graph) -> tuple | 
     return None
 
 
+def _rewrite_add_gelu(gm: fx.GraphModule, gelu: fx.Node, add: fx.Node, approximate: str, fused_bias_gelu: Any) -> bool:
+    """``gelu(x + bias)`` with a 1-D ``bias`` over x's last dimension, where the graph knows shapes."""
+    if len(add.args) != 2 or add.kwargs.get("alpha", 1) != 1:
+        return False
+    for x, bias in (add.args, add.args[::-1]):
+        x_t, b_t = _tensor_of(gm, x), _tensor_of(gm, bias)
+        if x_t is None or b_t is None or b_t.dim() != 1 or x_t.dim() < 1:
+            continue
+        n, m = x_t.shape[-1], b_t.shape[0]
+        # Only static sizes: a symbolic comparison would add guards to a Dynamo graph.
+        if not (isinstance(n, int) and isinstance(m, int) and n == m and x_t.dtype == b_t.dtype):
+            continue
+        if not _supported(x_t, b_t):
+            continue
+        graph = gelu.graph
+        with graph.inserting_before(gelu):
+            fused = graph.call_function(fused_bias_gelu, (x, bias, approximate))
+        gelu.replace_all_uses_with(fused)
+        graph.erase_node(gelu)
+        graph.erase_node(add)
+        return True
+    return False
+
+
 def _rewrite_linear_gelu(gm: fx.GraphModule, gelu: fx.Node, fused_bias_gelu: Any) -> bool:
     found = _gelu_input(gm, gelu)
     if found is None:
@@ -227,6 +254,8 @@ def _rewrite_linear_gelu(gm: fx.GraphModule, gelu: fx.Node, fused_bias_gelu: Any
     if not _only_user(lin, gelu):
         return False
     graph = gelu.graph
+    if lin.op == "call_function" and lin.target in _ADD_FUNCTIONS:
+        return _rewrite_add_gelu(gm, gelu, lin, approximate, fused_bias_gelu)
     # aten.addmm(bias, x2d, w_t) [-> view]: AOT and export graphs of nn.Linear on 3-D input.
     view = None
     if lin.op == "call_function" and lin.target in _VIEW_FUNCTIONS:
