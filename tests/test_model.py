@@ -98,3 +98,6 @@ def test_sparse_adjacency_path_equals_edge_list_path():
     torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(s1, s2, rtol=1e-5, atol=1e-5)
     assert f.adj.shape == (200, 200) and f.adj._nnz() == 200 + f.edge_index.shape[1]
+    # A valid CSR matrix: columns sorted and distinct within every row.
+    torch.sparse_csr_tensor(f.adj.crow_indices(), f.adj.col_indices(), f.adj.values(), f.adj.shape,
+                            check_invariants=True)

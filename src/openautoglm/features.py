@@ -31,6 +31,7 @@ Tests: ``tests/test_features.py``.
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -342,36 +343,41 @@ def graph_features(graph: TaskGraph, cluster: Cluster) -> GraphFeatures:
     )
 
 
-def _normalized_adjacency(graph: TaskGraph, cluster: Cluster, mean_w: float) -> torch.Tensor:
-    """``D^-1/2 (A + I) D^-1/2`` as CSR, row i = [dependencies of i, i, dependents of i].
+def _argsort_unique(keys: np.ndarray, bound: int) -> np.ndarray:
+    """Argsort of distinct non-negative keys below ``bound``: one sort of (key, index) packed
+    into int64 when they fit (about 3x faster than ``np.argsort`` on a million keys)."""
+    idx_bits = max(1, int(len(keys)).bit_length())
+    if int(bound).bit_length() + idx_bits > 62:
+        return np.argsort(keys)
+    packed = np.sort((keys << idx_bits) | np.arange(len(keys), dtype=np.int64))
+    return packed & ((1 << idx_bits) - 1)
 
-    Built straight from the graph's two CSR adjacencies (no sort), with the same weights as
-    ``edge_weight`` and unit self loops, as ``torch_geometric``'s ``gcn_norm`` computes them.
+
+def _normalized_adjacency(graph: TaskGraph, cluster: Cluster, mean_w: float) -> torch.Tensor:
+    """``D^-1/2 (A + I) D^-1/2`` as a valid CSR matrix (columns sorted within each row).
+
+    The same weights as ``edge_weight`` in both directions and unit self loops, as
+    ``torch_geometric``'s ``gcn_norm`` computes them.
     """
     import torch
 
     n = len(graph)
     bw = float(cluster.bandwidth) if cluster.n_workers > 1 else np.inf
-    pred_ptr = np.asarray(graph.pred_ptr, dtype=np.int64)
-    succ_ptr = np.asarray(graph.succ_ptr, dtype=np.int64)
-    indeg, outdeg = np.diff(pred_ptr), np.diff(succ_ptr)
-    ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(indeg + outdeg + 1, out=ptr[1:])
-    cols = np.empty(ptr[-1], dtype=np.int64)
-    vals = np.empty(ptr[-1], dtype=np.float64)
-    rows_p = np.repeat(np.arange(n), indeg)
-    pos_p = ptr[rows_p] + np.arange(len(rows_p)) - pred_ptr[rows_p]
-    cols[pos_p] = graph.pred_idx
-    vals[pos_p] = 1.0 + np.log1p(_safe_div(np.asarray(graph.pred_size, dtype=np.float64) / bw, mean_w))
-    pos_i = ptr[:-1] + indeg
-    cols[pos_i] = np.arange(n)
-    vals[pos_i] = 1.0
-    rows_s = np.repeat(np.arange(n), outdeg)
-    pos_s = ptr[rows_s] + indeg[rows_s] + 1 + np.arange(len(rows_s)) - succ_ptr[rows_s]
-    cols[pos_s] = graph.succ_idx
-    vals[pos_s] = 1.0 + np.log1p(_safe_div(np.asarray(graph.succ_size, dtype=np.float64) / bw, mean_w))
-    deg = np.add.reduceat(vals, ptr[:-1]) if n else np.zeros(0)
+    src = np.asarray(graph.edge_src, dtype=np.int64)
+    dst = np.asarray(graph.edge_dst, dtype=np.int64)
+    w = 1.0 + np.log1p(_safe_div(np.asarray(graph.edge_size, dtype=np.float64) / bw, mean_w))
+    loops = np.arange(n, dtype=np.int64)
+    rows = np.concatenate([dst, src, loops])
+    cols = np.concatenate([src, dst, loops])
+    vals = np.concatenate([w, w, np.ones(n)])
+    deg = np.bincount(rows, weights=vals, minlength=n)
     dinv = 1.0 / np.sqrt(deg)
-    vals *= np.repeat(dinv, np.diff(ptr)) * dinv[cols]
-    return torch.sparse_csr_tensor(torch.from_numpy(ptr), torch.from_numpy(cols),
-                                   torch.from_numpy(vals.astype(np.float32)), (n, n))
+    vals = vals * dinv[rows] * dinv[cols]
+    order = _argsort_unique(rows * max(n, 1) + cols, max(n, 1) ** 2)
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=ptr[1:])
+    with warnings.catch_warnings():  # "Sparse CSR tensor support is in beta state"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(torch.from_numpy(ptr), torch.from_numpy(cols[order]),
+                                       torch.from_numpy(vals[order].astype(np.float32)), (n, n),
+                                       check_invariants=False)
