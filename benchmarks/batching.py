@@ -26,7 +26,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from openautoglm.glm import DEFAULT_TABLE, generate_batch, glm_server, load_corpus, train  # noqa: E402
+from openautoglm.glm import (  # noqa: E402
+    DEFAULT_TABLE,
+    generate_batch,
+    glm_server,
+    load_corpus,
+    train,
+)
 from openautoglm.glm.serving import fixed_table  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batching.md"

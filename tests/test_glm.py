@@ -1,4 +1,4 @@
-"""Tests of the small GLM: blank-infilling data (the paper's Figure 2), model, training, inference."""
+"""The small GLM: blank-infilling data (the paper's Figure 2), model, training, inference."""
 from __future__ import annotations
 
 import math
@@ -130,10 +130,12 @@ def test_make_batch_shapes_padding_and_determinism():
     assert all(torch.equal(a[k], b[k]) for k in a)
     bsz, length = a["input_ids"].shape
     assert bsz == 4 and a["position_ids"].shape == (4, 2, length)
-    assert a["attention_mask"].shape == (4, length, length) and a["attention_mask"].dtype == torch.bool
+    assert a["attention_mask"].shape == (4, length, length)
+    assert a["attention_mask"].dtype == torch.bool
     for i, w in enumerate(windows):
         n_spans = int((a["input_ids"][i] == tok.sop).sum())
-        real = len(w) + 2 * n_spans  # every span adds a [MASK] in A and a [sop] in B, loses its tokens in A
+        # Part A: n - span tokens + one [MASK] per span; Part B: span tokens + one [sop] each.
+        real = len(w) + 2 * n_spans
         assert int((a["input_ids"][i] != tok.pad).sum()) == real
         # Loss on Part B only: one target per span token plus one [eop] per span.
         assert int(a["loss_mask"][i].sum()) == real - int(a["sep"][i])

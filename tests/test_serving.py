@@ -1,4 +1,4 @@
-"""Adaptive batching: table checks, rate -> batch size, order under concurrency, max_wait, shutdown."""
+"""Adaptive batching: tables, rate -> batch size, order under concurrency, max_wait, shutdown."""
 from __future__ import annotations
 
 import math

@@ -37,7 +37,9 @@ def _banned(model: GLMModel, tokenizer: CharTokenizer) -> torch.Tensor:
     return banned
 
 
-def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+def _pick(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None
+) -> torch.Tensor:
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits / temperature, dim=-1)
@@ -114,7 +116,8 @@ def _decode_spans(
         visible = torch.arange(width0)[None, :] <= plen[:, None]
         new_pos = torch.stack([torch.tensor(list(mask_index)), torch.zeros(b, dtype=torch.long)], 1)
     else:
-        logits = model(input_ids[:, :width0], position_ids[:, :, :width0], mask[:, :width0, :width0])
+        logits = model(input_ids[:, :width0], position_ids[:, :, :width0],
+                       mask[:, :width0, :width0])
     last = plen.clone()  # each row's latest position: its [sop] first
     for step in range(max_new_tokens):
         step_logits = (logits[rows, last] if step == 0 or not use_cache else logits[:, -1])
@@ -249,7 +252,9 @@ def fill_blank(
     part_a = tokenizer.encode(text)
     masks = [i for i, t in enumerate(part_a) if t == tokenizer.mask]
     if not masks:
-        raise ValueError("fill_blank: the text has no [MASK] to fill; use generate to continue text")
+        raise ValueError(
+            "fill_blank: the text has no [MASK] to fill; use generate to continue text"
+        )
     if len(part_a) > model.config.max_len:
         raise ValueError(
             f"fill_blank: the text is {len(part_a)} tokens, more than GLMConfig.max_len="

@@ -306,7 +306,9 @@ class BatchingServer(Generic[Request, Result]):
             f.set_result(result)
 
 
-def serve_many(server: BatchingServer[Request, Result], requests: Iterable[Request]) -> list[Result]:
+def serve_many(
+    server: BatchingServer[Request, Result], requests: Iterable[Request]
+) -> list[Result]:
     """Submits every request and returns the results in the same order."""
     futures = [server.submit(r) for r in requests]
     return [f.result() for f in futures]

@@ -31,9 +31,10 @@ from .model import GLMConfig, GLMModel
 from .tokenizer import CharTokenizer
 from .train import evaluate, train
 
-#: Seconds of fixed overhead per training step, and per forward pass.
+#: Seconds of fixed overhead per training step, per batched forward pass, per decoded token.
 STEP_OVERHEAD_S = 0.03
 FORWARD_OVERHEAD_S = 0.01
+DECODE_OVERHEAD_S = 5e-4
 #: Seconds per unit of :func:`_work_per_token` in a training step (forward+backward, 1 thread).
 TRAIN_S_PER_WORK = 1.5e-10
 #: Bytes per second assumed when turning a model's size into an edge ``size`` (transfer seconds).
@@ -90,28 +91,30 @@ def glm_cost(
 
     Example:
         >>> cfg = GLMConfig(vocab_size=108, n_layers=2, hidden=64)
-        >>> glm_cost(cfg, "train", steps=275, batch_size=16) > glm_cost(cfg, "evaluate", n_batches=4)
+        >>> train_s = glm_cost(cfg, "train", steps=275, batch_size=16)
+        >>> train_s > glm_cost(cfg, "evaluate", n_batches=4) > glm_cost(cfg, "infer")
         True
     """
     if isinstance(config, Mapping):
         config = GLMConfig(**{"vocab_size": 110, **config})
     length = int(seq_len * 1.3)  # Part B adds a [sop] per span: about 30% more positions
-    tokens = batch_size * length
+    work = _work_per_token(config, length)
+    forward = TRAIN_S_PER_WORK / 3 * work  # seconds per token of a forward pass
     if kind == "train":
-        return steps * (STEP_OVERHEAD_S + TRAIN_S_PER_WORK * tokens * _work_per_token(config, length))
+        return steps * (STEP_OVERHEAD_S + TRAIN_S_PER_WORK * batch_size * length * work)
     if kind == "evaluate":
-        per_batch = FORWARD_OVERHEAD_S + TRAIN_S_PER_WORK / 3 * tokens * _work_per_token(config, length)
-        return n_batches * per_batch
+        return n_batches * (FORWARD_OVERHEAD_S + forward * batch_size * length)
     if kind == "infer":
-        per_step = FORWARD_OVERHEAD_S + TRAIN_S_PER_WORK / 3 * length * _work_per_token(config, length)
-        return n_prompts * max_new_tokens * per_step
+        # The prompt once, then one token per step over the key/value cache.
+        prefill = FORWARD_OVERHEAD_S + forward * length
+        return n_prompts * (prefill + max_new_tokens * (DECODE_OVERHEAD_S + forward))
     raise ValueError(f"unknown GLM task kind {kind!r}; use 'train', 'evaluate' or 'infer'")
 
 
 def _model_bytes(config: GLMConfig) -> int:
     h = config.hidden
-    params = (config.vocab_size + 2 * config.max_len + 1) * h + config.n_layers * (12 * h * h + 13 * h)
-    return 4 * params
+    embeddings = (config.vocab_size + 2 * config.max_len + 1) * h
+    return 4 * (embeddings + config.n_layers * (12 * h * h + 13 * h))
 
 
 # --- task functions (module level, so Dask can pickle them)
@@ -131,16 +134,19 @@ def evaluate_task(trained: TrainedGLM, text: str, val_fraction: float, seq_len: 
                   seed: int) -> dict[str, float]:
     """Loss and perplexity on the validation tail of ``text`` (the part training held out)."""
     _, val = split_text(text, val_fraction)
-    return evaluate(trained.model, trained.tokenizer, val, seq_len=min(seq_len, len(val)), seed=seed)
+    return evaluate(trained.model, trained.tokenizer, val, seq_len=min(seq_len, len(val)),
+                    seed=seed)
 
 
-def generate_task(trained: TrainedGLM, prompts: Sequence[str], max_new_tokens: int) -> dict[str, str]:
+def generate_task(trained: TrainedGLM, prompts: Sequence[str],
+                  max_new_tokens: int) -> dict[str, str]:
     """Greedy continuations, ``{prompt: continuation}``."""
     outs = generate_batch(trained.model, trained.tokenizer, list(prompts), max_new_tokens)
     return dict(zip(prompts, outs))
 
 
-def fill_blank_task(trained: TrainedGLM, texts: Sequence[str], max_new_tokens: int) -> dict[str, str]:
+def fill_blank_task(trained: TrainedGLM, texts: Sequence[str],
+                    max_new_tokens: int) -> dict[str, str]:
     """Each text with its blanks filled, ``{text: filled}``."""
     return {t: fill_blank(trained.model, trained.tokenizer, t, max_new_tokens) for t in texts}
 
@@ -207,10 +213,14 @@ def glm_tasks(
     if max_new_tokens is None:
         max_new_tokens = min(32, shape.max_len - 1)
     if not 1 <= max_new_tokens < shape.max_len:
-        raise ValueError(f"max_new_tokens must be in [1, {shape.max_len - 1}], got {max_new_tokens}")
+        raise ValueError(
+            f"max_new_tokens must be in [1, {shape.max_len - 1}], got {max_new_tokens}"
+        )
     for text in blanks:
         if "[MASK]" not in text:
-            raise ValueError(f"blank text {text!r} has no [MASK]; write e.g. 'The [MASK] statement'")
+            raise ValueError(
+                f"blank text {text!r} has no [MASK]; write e.g. 'The [MASK] statement'"
+            )
     if isinstance(prompts, str) or isinstance(blanks, str):
         raise ValueError("prompts and blanks are lists of strings, not one string")
     text = text_key or f"{prefix}_text"
@@ -221,7 +231,8 @@ def glm_tasks(
     tasks: list[Task] = []
     if text_key is None:
         tasks.append(Task(f"{prefix}_corpus", functools.partial(corpus_task, corpus, max_chars),
-                          output_key=text, cost=0.05, output_size=(max_chars or 465_000) / TRANSFER_BYTES_PER_S))
+                          output_key=text, cost=0.05,
+                          output_size=(max_chars or 465_000) / TRANSFER_BYTES_PER_S))
     tasks.append(Task(
         f"{prefix}_train", functools.partial(train_task, config=cfg_dict, train_kw=train_kw),
         input_key=text, output_key=model_key, output_size=model_size,
@@ -238,7 +249,8 @@ def glm_tasks(
             f"{prefix}_generate",
             functools.partial(generate_task, prompts=tuple(prompts), max_new_tokens=max_new_tokens),
             input_key=model_key, output_key=f"{prefix}_samples",
-            cost=glm_cost(shape, "infer", n_prompts=1, max_new_tokens=max_new_tokens, seq_len=seq_len),
+            cost=glm_cost(shape, "infer", n_prompts=len(prompts), max_new_tokens=max_new_tokens,
+                          seq_len=seq_len),
         ))
     if blanks:
         tasks.append(Task(

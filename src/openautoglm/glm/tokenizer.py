@@ -120,7 +120,8 @@ class CharTokenizer:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able description that :meth:`from_dict` restores."""
-        return {"type": "CharTokenizer", "special_tokens": list(SPECIAL_TOKENS), "chars": self.chars}
+        return {"type": "CharTokenizer", "special_tokens": list(SPECIAL_TOKENS),
+                "chars": self.chars}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CharTokenizer:
@@ -133,7 +134,8 @@ class CharTokenizer:
             raise ValueError("not a CharTokenizer description: expected the dict of to_dict()")
         if list(data.get("special_tokens", SPECIAL_TOKENS)) != list(SPECIAL_TOKENS):
             raise ValueError(
-                f"tokenizer special tokens {data['special_tokens']!r} differ from {SPECIAL_TOKENS!r}"
+                f"tokenizer special tokens {data['special_tokens']!r} differ from "
+                f"{SPECIAL_TOKENS!r}"
             )
         return cls(data["chars"])
 

@@ -128,7 +128,9 @@ def evaluate(
     return {"loss": loss, "perplexity": math.exp(loss), "tokens": tokens}
 
 
-def _check_train_args(steps: int, batch_size: int, lr: float, seq_len: int, eval_every: int) -> None:
+def _check_train_args(
+    steps: int, batch_size: int, lr: float, seq_len: int, eval_every: int
+) -> None:
     for name, value in (("steps", steps), ("batch_size", batch_size), ("eval_every", eval_every)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"train: {name} must be a positive int, got {value!r}")
@@ -213,7 +215,8 @@ def train(
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [{"params": decay, "weight_decay": weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
         lr=lr, betas=(0.9, 0.98),
     )
     warmup = max(1, steps // 20) if warmup is None else max(1, warmup)
