@@ -298,30 +298,44 @@ class Engine:
     def _wait(self, futures: dict[Hashable, Any]) -> bool:
         """Wait for every future or the first error; a progress bar once it takes over a second.
 
+        Polls the futures' states (set by the client's event loop) with a growing interval:
+        ``as_completed`` would cost two cross-thread callbacks per future, which for 5,000
+        trivial tasks is seconds of contention with the scheduler.
+
         Returns:
             Whether a task failed.
         """
-        from distributed import as_completed
-
         show = self._show_progress()
+        pending = list(futures.values())
         deadline = time.monotonic() + 1.0
+        delay = 0.0005
         bar = job = None
         try:
-            for n, f in enumerate(as_completed(list(futures.values())), 1):
-                if f.status != "finished":
-                    return True
+            while pending:
+                still = []
+                for f in pending:
+                    status = f.status
+                    if status == "pending":
+                        still.append(f)
+                    elif status != "finished":  # error, cancelled or lost
+                        return True
+                pending = still
                 if bar is not None:
-                    bar.advance(job)
-                elif show and time.monotonic() > deadline:
+                    bar.update(job, completed=len(futures) - len(pending))
+                elif show and pending and time.monotonic() > deadline:
                     from rich.progress import Progress
 
                     link = self.dashboard_link
                     bar = Progress(transient=True)
                     bar.start()
                     job = bar.add_task(f"running{' (dashboard: ' + link + ')' if link else ''}",
-                                       total=len(futures), completed=n)
+                                       total=len(futures), completed=len(futures) - len(pending))
+                if pending:
+                    time.sleep(delay)
+                    delay = min(0.1, delay * 1.5)
         finally:
             if bar is not None:
+                bar.update(job, completed=len(futures) - len(pending))
                 bar.stop()
         return False
 
