@@ -6,6 +6,9 @@ Metadata lives in pyproject.toml; this file only declares the extension.
   registrations of the custom operators.
 - The CPU kernels are built with AVX2 + FMA so ATen's ``Vectorized<T>`` is really SIMD; a scalar
   build is slower than eager PyTorch. ``openautoglm.ops`` checks the CPU before loading the module.
+- A second module, ``openautoglm._C_avx512``, holds the same CPU kernels built for AVX-512 (ATen's
+  own flags); ``openautoglm.ops`` loads it instead of ``_C`` where ATen runs AVX-512 itself.
+  ``OPENAUTOGLM_NO_AVX512=1`` skips it.
 - The CUDA kernels (``cuda_ext/cuda/*.cu``) are built only where the installed torch has CUDA
   (``torch.version.cuda``); a CPU-only torch cannot build them even when nvcc is present.
   ``OPENAUTOGLM_NO_CUDA=1`` skips them anyway.
@@ -31,13 +34,18 @@ EXT_DIR = os.path.join("cuda_ext")
 
 # py_limited_api=True below makes BuildExtension define Py_LIMITED_API: one _C.abi3.so for
 # every CPython the wheel tag allows (cp311 = requires-python in pyproject).
-# ATen's Vectorized<T> picks its SIMD implementation from these macros + target flags.
-SIMD_MACROS = ["-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+# ATen's Vectorized<T> picks its SIMD implementation from the CPU_CAPABILITY macros + target flags.
+AVX2 = ["-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
+AVX512 = ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
 if sys.platform == "win32":
-    CXX_FLAGS = ["/O2", "/arch:AVX2", *SIMD_MACROS]
+    CXX_FLAGS = ["/O2", "/arch:AVX2", *AVX2]
+    CXX_FLAGS_AVX512 = ["/O2", "/arch:AVX512", *AVX512]
 else:
     # -g0: no debug info (Python's CFLAGS add -g: a 4 MB module instead of a few hundred kB).
-    CXX_FLAGS = ["-O3", "-g0", *SIMD_MACROS, "-mavx2", "-mfma", "-Wno-unknown-pragmas"]
+    COMMON = ["-O3", "-g0", "-Wno-unknown-pragmas"]
+    CXX_FLAGS = [*COMMON, *AVX2, "-mavx2", "-mfma"]
+    # The flags ATen builds its own AVX-512 kernels with.
+    CXX_FLAGS_AVX512 = [*COMMON, *AVX512, "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]
 NVCC_FLAGS = ["-O3"]
 
 
@@ -59,6 +67,14 @@ def extensions() -> list:
         include_dirs=[os.path.join(HERE, EXT_DIR)],
         py_limited_api=True,
     )
+    # The AVX-512 build of the same CPU kernels; openautoglm.ops loads it instead of _C where ATen
+    # runs AVX-512 itself (CPU-only torch; with CUDA, _C carries the CUDA kernels and is used).
+    avx512 = CppExtension(
+        "openautoglm._C_avx512",
+        [os.path.join(EXT_DIR, "ops_avx512.cpp")],
+        extra_compile_args={"cxx": CXX_FLAGS_AVX512},
+        **kwargs,
+    )
     if _with_cuda() and cuda_sources:
         return [
             CUDAExtension(
@@ -68,7 +84,10 @@ def extensions() -> list:
                 **kwargs,
             )
         ]
-    return [CppExtension("openautoglm._C", sources, extra_compile_args={"cxx": CXX_FLAGS}, **kwargs)]
+    base = CppExtension("openautoglm._C", sources, extra_compile_args={"cxx": CXX_FLAGS}, **kwargs)
+    if os.environ.get("OPENAUTOGLM_NO_AVX512", "0") == "1":
+        return [base]
+    return [base, avx512]
 
 
 setup(

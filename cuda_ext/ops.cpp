@@ -6,7 +6,9 @@
 // Each has a backward op. x is viewed as (rows, n) with n = x.size(-1); kernels walk rows in
 // parallel (at::parallel_for) and columns with ATen's Vectorized<T>, which is SIMD only when the
 // file is built with -DCPU_CAPABILITY=AVX2 -mavx2 -mfma (see setup.py; openautoglm/ops.py checks
-// the CPU before loading). The fused versions win over eager by reading x once and allocating one
+// the CPU before loading). setup.py builds this file twice: openautoglm._C for AVX2 (the
+// baseline, with the CUDA kernels) and, through ops_avx512.cpp, openautoglm._C_avx512 for
+// AVX-512; a process loads exactly one of them (both declare the same library). The fused versions win over eager by reading x once and allocating one
 // output instead of one per step. The CUDA kernels live in cuda/ops.cu.
 //
 // Importing the Python module openautoglm._C runs the registrations below; the module itself is
@@ -29,12 +31,22 @@
 
 #include "ops_common.h"
 
+// The module's name: _C (AVX2, the baseline), or _C_avx512 when ops_avx512.cpp includes this file.
+#ifndef OPENAUTOGLM_MODULE
+#define OPENAUTOGLM_MODULE _C
+#endif
+#define OPENAUTOGLM_CONCAT_(a, b) a##b
+#define OPENAUTOGLM_CONCAT(a, b) OPENAUTOGLM_CONCAT_(a, b)
+#define OPENAUTOGLM_STR_(a) #a
+#define OPENAUTOGLM_STR(a) OPENAUTOGLM_STR_(a)
+
 extern "C" {
 // An empty module: `import openautoglm._C` only needs to load the .so so the TORCH_LIBRARY
 // static initialisers run.
-PyObject* PyInit__C(void) {
+PyObject* OPENAUTOGLM_CONCAT(PyInit_, OPENAUTOGLM_MODULE)(void) {
   static struct PyModuleDef module_def = {
-      PyModuleDef_HEAD_INIT, "_C", /* m_doc */ nullptr, /* m_size */ -1, /* m_methods */ nullptr,
+      PyModuleDef_HEAD_INIT, OPENAUTOGLM_STR(OPENAUTOGLM_MODULE), /* m_doc */ nullptr,
+      /* m_size */ -1, /* m_methods */ nullptr,
   };
   return PyModule_Create(&module_def);
 }

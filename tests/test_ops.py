@@ -274,6 +274,57 @@ def test_cpu_check_agrees_with_torch():
     assert ops.cpu_supports_avx2() == (torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"))
 
 
+def test_avx512_kernels_are_used_where_aten_uses_avx512():
+    import importlib.util
+
+    built = importlib.util.find_spec("openautoglm._C_avx512") is not None
+    aten512 = torch.backends.cpu.get_cpu_capability() == "AVX512" and torch.version.cuda is None
+    assert ops.kernel_capability() == ("AVX512" if built and aten512 else "AVX2")
+
+
+_AVX2_CHECK = """
+import torch, torch.nn.functional as F
+from openautoglm import ops
+assert ops.kernel_capability() == "AVX2", ops.kernel_capability()
+for shape in [(0, 8), (1, 7), (3, 5, 13), (2, 1031)]:
+    for approximate in ("none", "tanh"):
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        w, b = torch.randn(shape[-1], dtype=torch.float64), torch.randn(shape[-1], dtype=torch.float64)
+        torch.testing.assert_close(ops.fused_bias_gelu(x.float(), b.float(), approximate),
+                                   F.gelu(x.float() + b.float(), approximate=approximate), atol=2e-5, rtol=2e-5)
+        torch.testing.assert_close(ops.fused_layernorm_gelu(x, w, b, 1e-5, approximate),
+                                   F.gelu(F.layer_norm(x, (shape[-1],), w, b), approximate=approximate))
+        if x.numel():
+            assert torch.autograd.gradcheck(lambda x: ops.fused_layernorm_gelu(x, w, b, 1e-5, approximate), (x[:2],))
+            assert torch.autograd.gradcheck(lambda x: ops.fused_bias_gelu(x, b, approximate), (x[:2],))
+print("ok")
+"""
+
+
+def _run_with_capability(value: str, code: str):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, OPENAUTOGLM_CPU_CAPABILITY=value, OMP_NUM_THREADS="1")
+    src = str(Path(ops.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_avx2_build_matches_reference_when_forced():
+    """The AVX2 module (the baseline every x86-64 CPU with AVX2 loads) is checked even here."""
+    result = _run_with_capability("AVX2", _AVX2_CHECK)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_bad_capability_override_is_refused():
+    code = "from openautoglm import ops\ntry:\n    ops.load()\nexcept ops.OpsUnavailableError as e:\n    print(e)\n"
+    result = _run_with_capability("SSE4", code)
+    assert "OPENAUTOGLM_CPU_CAPABILITY must be AVX2 or AVX512" in result.stdout, result.stderr[-3000:]
+
+
 # ------------------------------------------------------------------ users' ops
 
 
