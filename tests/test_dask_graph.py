@@ -77,3 +77,23 @@ def test_loaded_graph_runs_on_the_engine():
     with Engine(n_workers=2, processes=False, dashboard=False, progress=False) as e:
         result = e.run(g, policy="heft")
     assert result["z"] == 24 and result.outputs == {"z": 24}
+
+
+def test_compute_with_history_learns_dask_prefixes():
+    """Executions of delayed tasks are pooled by key prefix; the next load uses them."""
+
+    @dask.delayed(pure=False)
+    def slowinc(x):
+        import time
+
+        time.sleep(0.05)
+        return x + 1
+
+    with History(":memory:") as h, \
+            Engine(n_workers=2, processes=False, dashboard=False, progress=False) as e:
+        assert e.compute([slowinc(i) for i in range(4)], history=h) == ([1, 2, 3, 4],)
+        est = h.estimate("slowinc")
+        assert est.n == 4 and est.cost == pytest.approx(0.05, abs=0.04)
+        g = from_dask(slowinc(10), history=h)
+        (key,) = [k for k in g.tasks if g.nx.nodes[k]["identity"] == "slowinc"]
+        assert g.nx.nodes[key]["cost_source"] == "history"
