@@ -163,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{COMMAND}{' --quick' if args.quick else ''}`",
         "",
         f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"ATen CPU capability {torch.backends.cpu.get_cpu_capability()} (eager uses it; the fused "
-        "kernels are built for AVX2), 1 thread. The machine is shared by several engineers and "
-        "noisy: eager and fused run alternately in one process and the ratio is of medians.",
+        f"eager ATen kernels {torch.backends.cpu.get_cpu_capability()}, fused kernels "
+        f"{ops.kernel_capability()} (`openautoglm.ops.kernel_capability()`), 1 thread. The machine "
+        "is shared by several engineers and noisy: eager and fused run alternately in one process "
+        "and the ratio is of medians.",
         "",
         f"## CPU ops, shape {tuple(shape)} float32, median of {reps} rounds",
         "",
