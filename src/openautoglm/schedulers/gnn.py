@@ -184,14 +184,10 @@ def cluster_pins(
             i = parent[i]
         return i
 
-    comm = r.comm
-    for e in np.argsort(-comm, kind="stable").tolist():
-        c = comm[e]
-        if c <= 0:
-            break
-        u, v = int(src[e]), int(dst[e])
-        if c < min_ratio * min(w[u], w[v]):
-            continue
+    heavy = (r.comm > 0) & (r.comm >= min_ratio * np.minimum(w[src], w[dst])) if n else np.zeros(0, bool)
+    order = np.flatnonzero(heavy)
+    order = order[np.argsort(-r.comm[order], kind="stable")]
+    for u, v in zip(src[order].tolist(), dst[order].tolist()):
         a, b = find(u), find(v)
         if a != b and work[a] + work[b] <= cap:
             parent[b] = a
@@ -203,22 +199,21 @@ def cluster_pins(
     workers = np.argsort(exec_time.sum(axis=0), kind="stable")[:k]
     cluster_work = np.bincount(roots, weights=exec_time[:, workers].mean(axis=1) if n else None,
                                minlength=n)
-    pins = np.full(n, -1, dtype=np.int64)
     load = np.zeros(k)
     speed = exec_time[:, workers].sum(axis=0) if n else np.ones(k)
-    speed = speed.min() / np.where(speed > 0, speed, 1.0)
-    target = {}
+    speed = (speed.min() / np.where(speed > 0, speed, 1.0)).tolist()
+    target = np.full(n, -1, dtype=np.int64)
+    # Singletons stay free unless the graph must fit on fewer workers.
+    min_size = 2 if k == cluster.n_workers else 1
+    sizes_l, work_l, load_l = sizes.tolist(), cluster_work.tolist(), load.tolist()
     for root in np.argsort(-cluster_work, kind="stable").tolist():
-        if sizes[root] < 2 and k == cluster.n_workers:
+        if sizes_l[root] < min_size:
             continue
-        if sizes[root] == 0:
-            continue
-        j = int(np.argmin((load + cluster_work[root]) / speed))
-        load[j] += cluster_work[root]
-        target[root] = int(workers[j])
-    for i in range(n):
-        pins[i] = target.get(int(roots[i]), -1)
-    return pins
+        cw = work_l[root]
+        j = min(range(k), key=lambda q: (load_l[q] + cw) / speed[q])
+        load_l[j] += cw
+        target[root] = workers[j]
+    return target[roots]
 
 
 class GNNScheduler(Scheduler):
