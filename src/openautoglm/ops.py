@@ -6,9 +6,10 @@ Glossary:
     ``gelu(layer_norm(x, (x.size(-1),), weight, bias, eps))`` in one pass per row.
     ``approximate``: ``"none"`` (the erf GELU) or ``"tanh"``, as in ``torch.nn.functional.gelu``.
 
-The kernels are C++ (``cuda_ext/ops.cpp``, AVX2 + FMA, float32/float64) and CUDA
-(``cuda_ext/cuda/ops.cu``, built where torch has CUDA), compiled into ``openautoglm._C``. Importing
-this module loads it after checking the CPU, then registers for every op a fake (meta) kernel, so
+The kernels are C++ (``cuda_ext/ops.cpp``, float32/float64) and CUDA (``cuda_ext/cuda/ops.cu``,
+built where torch has CUDA), compiled into ``openautoglm._C`` (AVX2 + FMA, the baseline) and
+``openautoglm._C_avx512`` (the same CPU kernels for AVX-512). Importing this module checks the CPU,
+loads one of the two (:func:`kernel_capability` says which), then registers for every op a fake (meta) kernel, so
 ``torch.compile`` can trace it, and an autograd formula: the forward ops' gradients are their fused
 backward ops; the backward ops' own gradients (double backward) come from a pure-torch
 recomputation.
