@@ -209,9 +209,9 @@ def main() -> None:
         "oversubscribed by other jobs, two busy workers run each trial slower and the gain "
         "shrinks or vanishes.",
         "",
-        "Goal: planned (heft/gnn) <= 0.9x plain Dask. Best loss differs slightly between runs "
-        "because concurrent trainings share torch's global RNG (seeding in one thread can "
-        "interleave with initialisation in another).",
+        "Goal: planned (heft/gnn) <= 0.9x plain Dask. Best loss is the same in every mode when "
+        "workers are processes (each has its own torch RNG); with --threads, concurrent trainings "
+        "share torch's global RNG and the losses can differ slightly.",
         "",
         f"Regenerate: `nice .venv/bin/python benchmarks/autotrain.py --reps {args.reps} "
         f"--trials {args.trials} --parallel {args.parallel} --workers {args.workers}{' --threads' if args.threads else ''}`",
