@@ -9,6 +9,7 @@ training loss since the last record and the loss on fixed validation batches, an
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,6 +20,8 @@ import torch
 from .data import make_batch, sample_windows, split_text
 from .model import GLMConfig, GLMModel, check_inputs, glm_loss
 from .tokenizer import CharTokenizer
+
+_INIT_LOCK = threading.Lock()
 
 #: ``callback(step, val_loss)``; returning ``False`` stops training.
 Callback = Callable[[int, float], "bool | None"]
@@ -204,8 +207,11 @@ def train(
             f"text of {len(text)} characters is too short for seq_len={seq_len}: "
             "use more text or a smaller seq_len"
         )
-    torch.manual_seed(seed)
-    model = GLMModel(config)
+    with _INIT_LOCK:
+        # torch's generator is global: hold it while seeding and initialising, so trainings
+        # running in threads (Dask workers) still get the initialisation their seed names.
+        torch.manual_seed(seed)
+        model = GLMModel(config)
     rng = np.random.default_rng(seed)
     mask_kw = {"mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda}
     val = _eval_batches(
