@@ -33,13 +33,13 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from openautoglm import search as _search  # noqa: F401  (registers "heft_search")
 from openautoglm.features import FEATURE_NAMES, Ranks, graph_features
 from openautoglm.schedulers.base import Scheduler, register_scheduler
+from openautoglm.search import refine_placement  # also registers "heft_search"
 from openautoglm.simulate import list_schedule
 
 if TYPE_CHECKING:
@@ -315,7 +315,7 @@ class GNNScheduler(Scheduler):
         if mode == "all" and self.refine > 0 and cluster.n_workers > 1:
             # A fixed budget of list-scheduling work: fewer moves on larger graphs.
             budget = min(self.refine, max(16, 40_000 // max(len(graph), 1)))
-            refined = _refine(graph, cluster, *found[chosen], budget)
+            refined = refine_placement(graph, cluster, *found[chosen], budget)
             if refined.makespan < best.makespan:
                 chosen = f"{chosen}+refined"
                 makespans[chosen] = float(refined.makespan)
@@ -371,78 +371,8 @@ class GNNScheduler(Scheduler):
         return self.plan(graph, cluster).schedule
 
 
-def _offload_moves(graph: TaskGraph, cluster: Cluster, schedule: Schedule, pins: np.ndarray,
-                   comm_ratio: np.ndarray, limit: int = 16) -> list[tuple[int, int]]:
-    """Move tasks with the least data per second of work to the least busy worker."""
-    busy = np.zeros(cluster.n_workers)
-    for p in schedule.placements.values():
-        busy[p.worker] += p.finish - p.start
-    order = np.argsort(comm_ratio, kind="stable")
-    moves: list[tuple[int, int]] = []
-    for idle in np.argsort(busy / cluster.speeds, kind="stable")[:2].tolist():
-        moves += [(int(i), idle) for i in order[: 4 * limit] if pins[i] != idle][:limit]
-    return moves
-
-
 #: A simulated candidate: its schedule, the priority and the shares that produced it.
 _Candidate = tuple["Schedule", np.ndarray, "np.ndarray | None"]
-
-
-def _refine(graph: TaskGraph, cluster: Cluster, schedule: Schedule, priority: np.ndarray,
-            shares: np.ndarray | None, budget: int) -> Schedule:
-    """Local search on the critical chain: pull a task to the worker its late data comes from.
-
-    Walks back from the task that finishes last; wherever a task waited for data from another
-    worker, it tries that task on the sender's worker (and the sender on the task's worker),
-    keeping every other placement. Each try is one list-scheduling call; the first improvement
-    is kept and the walk restarts from the new schedule, until ``budget`` calls are spent.
-    """
-    index = graph.index
-    pred_ptr, pred_idx = graph.pred_ptr, graph.pred_idx
-    comm = np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth
-    best = schedule
-    spent = 0
-    # Tasks whose data is cheap to move compared with their run time are offloaded first.
-    w_bar = np.asarray(graph.exec_time(cluster)).mean(axis=1)
-    io = (np.bincount(graph.edge_src, weights=graph.edge_size, minlength=len(graph))
-          + np.bincount(graph.edge_dst, weights=graph.edge_size, minlength=len(graph)))
-    comm_ratio = io / cluster.bandwidth / np.maximum(w_bar, 1e-12)
-    while spent < budget:
-        place = best.placements
-        pins = np.fromiter((place[t].worker for t in graph.tasks), np.int64, len(graph))
-        moves: list[tuple[int, int]] = []
-        task = max(graph.tasks, key=lambda t: place[t].finish)
-        for _ in range(64):
-            i = index[task]
-            w, start, _f = place[task]
-            late, late_at = None, -1.0
-            for e in range(pred_ptr[i], pred_ptr[i + 1]):
-                j = int(pred_idx[e])
-                pw, _ps, pf = place[graph.tasks[j]]
-                arrive = pf + (comm[e] if pw != w else 0.0)
-                if arrive > late_at:
-                    late, late_at = j, arrive
-            if late is None:
-                break
-            lw = int(pins[late])
-            if lw != w and late_at >= start - 1e-9 * max(1.0, start):
-                moves += [(i, lw), (late, w)]
-            task = graph.tasks[late]
-        moves += _offload_moves(graph, cluster, best, pins, comm_ratio)
-        improved = False
-        for i, w in moves:
-            if spent >= budget:
-                break
-            trial = pins.copy()
-            trial[i] = w
-            spent += 1
-            s = list_schedule(graph, cluster, priority, shares=shares, workers=trial)
-            if s.makespan < best.makespan * (1 - 1e-12):
-                best, improved = s, True
-                break
-        if not improved:
-            break
-    return best
 
 
 register_scheduler("gnn", GNNScheduler)
