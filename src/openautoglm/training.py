@@ -21,6 +21,7 @@ build). The CLI is ``openautoglm train-scheduler`` (:func:`main`); the Python AP
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -269,14 +270,20 @@ def train_scheduler(
     gain = np.exp(np.mean([math.log(e.best / e.heft) for e in examples if e.heft > 0]))
     say(f"seed {seed}: {len(examples)} graphs, search/heft geomean {gain:.4f} "
         f"({time.perf_counter() - t0:.0f} s)")
+    # Every fifth graph validates: the kept weights are those whose one-shot plans have the
+    # smallest simulated makespan on it (the fresh model, which ranks exactly like HEFT, included).
+    val = [k for k in range(len(examples)) if k % 5 == 4] if len(examples) >= 5 else []
+    train = [k for k in range(len(examples)) if k not in set(val)]
     feats = _features(examples)
     model = SchedulerGCN(len(FEATURE_NAMES), hidden, base_feature=FEATURE_NAMES.index("rank_u"))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed + 1)
+    best_score, best_state = _validate(model, examples, feats, val), copy.deepcopy(model.state_dict())
+    say(f"  validation one-shot/heft before training: {best_score:.4f}")
     for epoch in range(epochs):
         model.train()
         total = 0.0
-        for k in rng.permutation(len(examples)).tolist():
+        for k in rng.permutation(train).tolist():
             x, ei, ew = feats[k]
             priority, share = model(x, ei, ew)
             loss = _list_mle(priority, examples[k].target, temperature)
@@ -287,13 +294,24 @@ def train_scheduler(
             loss.backward()
             opt.step()
             total += float(loss.detach())
+        score = _validate(model, examples, feats, val)
+        if score < best_score:
+            best_score, best_state = score, copy.deepcopy(model.state_dict())
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
-            say(f"  imitation epoch {epoch + 1}/{epochs}: ListMLE {total / len(examples):.4f}")
+            say(f"  imitation epoch {epoch + 1}/{epochs}: ListMLE {total / max(len(train), 1):.4f}, "
+                f"validation one-shot/heft {score:.4f}")
     # A smaller step for the noisy policy gradient: at the imitation rate it drifts away.
     pg_opt = torch.optim.Adam(model.parameters(), lr=lr / 10)
     for epoch in range(pg_epochs):
-        ratio = _policy_gradient_epoch(model, pg_opt, examples, feats, pg_samples, rng)
-        say(f"  policy-gradient epoch {epoch + 1}/{pg_epochs}: sampled makespan/heft {ratio:.4f}")
+        ratio = _policy_gradient_epoch(model, pg_opt, [examples[k] for k in train],
+                                       [feats[k] for k in train], pg_samples, rng)
+        score = _validate(model, examples, feats, val)
+        if score < best_score:
+            best_score, best_state = score, copy.deepcopy(model.state_dict())
+        say(f"  policy-gradient epoch {epoch + 1}/{pg_epochs}: sampled makespan/heft {ratio:.4f}, "
+            f"validation {score:.4f}")
+    model.load_state_dict(best_state)
+    say(f"  kept the weights with validation one-shot/heft {best_score:.4f}")
     model.eval()
     say(f"seed {seed}: trained in {time.perf_counter() - t0:.0f} s")
     if out is not None:
@@ -331,6 +349,27 @@ def _policy_gradient_epoch(model: SchedulerGCN, opt: torch.optim.Optimizer, exam
         loss.backward()
         opt.step()
     return float(np.exp(np.mean(np.log(ratios))))
+
+
+def _validate(model: SchedulerGCN, examples: Sequence[Example],
+              feats: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], val: Sequence[int]) -> float:
+    """Geometric mean of the one-shot plan's makespan / HEFT's over the validation graphs."""
+    import torch
+
+    if not val:
+        return 1.0
+    model.eval()
+    logs = []
+    with torch.no_grad():
+        for k in val:
+            x, ei, ew = feats[k]
+            priority, share = model(x, ei, ew)
+            ex = examples[k]
+            m = list_schedule(ex.graph, ex.cluster, priority.double().numpy(),
+                              shares=share.double().numpy()).makespan
+            logs.append(math.log(m / ex.heft) if ex.heft > 0 else 0.0)
+    model.train()
+    return float(math.exp(np.mean(logs)))
 
 
 def save_model(model: SchedulerGCN, path: str | Path, meta: dict[str, object] | None = None) -> None:
