@@ -265,6 +265,7 @@ def test_bad_input_is_refused():
 def test_dashboard_link_is_reported():
     with Engine(n_workers=1, processes=False, dashboard=True, progress=False) as e:
         assert e.dashboard_link and e.dashboard_link.startswith("http")
+        assert e.dashboard_link in repr(e)
     assert ex.SHARE_UNITS == 1000
 
 

@@ -360,7 +360,8 @@ class Engine:
 
     def __repr__(self) -> str:
         where = "embedded LocalCluster" if self.cluster is not None else self.client.scheduler.address
-        return f"Engine({where}, {len(self.workers())} workers)"
+        link = self.dashboard_link
+        return f"Engine({where}, {len(self.workers())} workers{', dashboard ' + link if link else ''})"
 
 
 # -- Dask plugins (importable where they run: install openautoglm on remote clusters) ---
