@@ -270,16 +270,19 @@ def train_scheduler(
     gain = np.exp(np.mean([math.log(e.best / e.heft) for e in examples if e.heft > 0]))
     say(f"seed {seed}: {len(examples)} graphs, search/heft geomean {gain:.4f} "
         f"({time.perf_counter() - t0:.0f} s)")
-    # Every fifth graph validates: the kept weights are those whose one-shot plans have the
-    # smallest simulated makespan on it (the fresh model, which ranks exactly like HEFT, included).
+    # Every fifth graph validates: of the epochs in the second half of imitation (and the
+    # policy-gradient ones), the kept weights are those whose one-shot plans have the smallest
+    # simulated makespan on it.
     val = [k for k in range(len(examples)) if k % 5 == 4] if len(examples) >= 5 else []
     train = [k for k in range(len(examples)) if k not in set(val)]
     feats = _features(examples)
     model = SchedulerGCN(len(FEATURE_NAMES), hidden, base_feature=FEATURE_NAMES.index("rank_u"))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed + 1)
-    best_score, best_state = _validate(model, examples, feats, val), copy.deepcopy(model.state_dict())
+    best_score, best_state = _validate(model, examples, feats, val), None
     say(f"  validation one-shot/heft before training: {best_score:.4f}")
+    if epochs == 0:
+        best_state = copy.deepcopy(model.state_dict())
     for epoch in range(epochs):
         model.train()
         total = 0.0
@@ -295,7 +298,8 @@ def train_scheduler(
             opt.step()
             total += float(loss.detach())
         score = _validate(model, examples, feats, val)
-        if score < best_score:
+        # Only the second half competes: earlier epochs have not fitted the shares yet.
+        if epoch + 1 >= epochs // 2 and (score < best_score or best_state is None):
             best_score, best_state = score, copy.deepcopy(model.state_dict())
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
             say(f"  imitation epoch {epoch + 1}/{epochs}: ListMLE {total / max(len(train), 1):.4f}, "
@@ -306,11 +310,12 @@ def train_scheduler(
         ratio = _policy_gradient_epoch(model, pg_opt, [examples[k] for k in train],
                                        [feats[k] for k in train], pg_samples, rng)
         score = _validate(model, examples, feats, val)
-        if score < best_score:
+        if score < best_score or best_state is None:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
         say(f"  policy-gradient epoch {epoch + 1}/{pg_epochs}: sampled makespan/heft {ratio:.4f}, "
             f"validation {score:.4f}")
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     say(f"  kept the weights with validation one-shot/heft {best_score:.4f}")
     model.eval()
     say(f"seed {seed}: trained in {time.perf_counter() - t0:.0f} s")
