@@ -147,9 +147,12 @@ class Engine:
         try:
             self.client.register_plugin(RunRecorder())
             self.client.register_plugin(FailureRecorder())
-        except Exception:
+        except Exception as e:
             self.close()
-            raise
+            raise EngineError(
+                f"Could not install openautoglm's recorder plugins on the Dask cluster ({e!r}); "
+                "install openautoglm (same version) on the scheduler and every worker."
+            ) from e
         if self.dashboard_link:
             logger.info("Dask dashboard: %s", self.dashboard_link)
 
