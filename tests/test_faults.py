@@ -42,6 +42,8 @@ def total(*xs: int) -> int:
 def process_cluster():
     """A scheduler and 3 single-thread workers (no nanny: a killed worker stays dead).
     Shared by this module's tests; the one that kills a worker runs last."""
+    if not Path(DASK).exists():
+        pytest.skip(f"the `dask` command is not installed next to {sys.executable}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, TESTS, os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1", "DASK_DISTRIBUTED__SCHEDULER__WORK_STEALING": "False"}
     port = free_port()
