@@ -1,18 +1,26 @@
 """AutoTrainer search: trials planned by the engine vs plain Dask vs one after another.
 
-The same search (same seed, same 12 trials in waves of 4, pruning off so every mode does the same
-work) is run through
+The same search (same seed, same trials, pruning off so every mode does the same work) is run
+through
 
 - the Engine with a plan (``heft``, ``gnn``): trial costs from model size x steps,
 - plain Dask on the same LocalCluster: the same tasks submitted with no plan,
 - sequentially in this process,
 
 alternating the order of the modes each repetition; medians over repetitions. One Engine
-(2 workers x 1 thread, in-process) is shared by the Dask modes so cluster start-up is not timed.
+(2 workers x 1 thread, one process each) is shared by the Dask modes so cluster start-up is not
+timed. Waves have the AutoTrainer's default size, max(n_startup_trials, 2 x worker threads): the
+first wave is every random startup trial at once, later ones are TPE batches (constant liar).
+
+Before the real runs, the simulator says whether the configuration leaves a plan room to win:
+the waves' graphs with the trial times measured in the sequential runs, planned by HEFT (longest
+trials first, balanced) vs FIFO in trial order (a greedy executor with no cost knowledge), and
+HEFT's plan made from the cost *hints* but replayed with the measured times (what the engine's
+pinned plan does when the hints are off).
 
 Goal (issue 6): planned <= 0.9x plain Dask wall time; best loss equal within noise.
 
-    nice .venv/bin/python benchmarks/autotrain.py [--reps 3] [--trials 12] [--parallel 4] [--threads]
+    nice .venv/bin/python benchmarks/autotrain.py [--reps 3] [--trials 20] [--startup 10] [--parallel N]
 """
 from __future__ import annotations
 
@@ -39,21 +47,24 @@ RESULTS = Path(__file__).resolve().parent / "results" / "autotrain.md"
 MODES = ("heft", "gnn", "dask", "sequential")
 
 
-def config(policy: str, trials: int, out: Path, workers: int, parallel: int) -> dict:
+def config(policy: str, trials: int, out: Path, workers: int, parallel: int | None,
+           startup: int | None = None) -> dict:
     return {
         "data": {"max_chars": 30_000},
         "model_space": {"n_layers": [1, 2, 3], "hidden": [16, 32, 64], "heads": 2, "max_len": 64},
         "training": {"steps": {"low": 20, "high": 320, "log": True}, "batch_size": 8, "seq_len": 48,
                      "lr": {"low": 1e-3, "high": 1e-2, "log": True}, "eval_every": 20},
-        "search": {"trials": trials, "parallel": parallel, "seed": 0, "pruner": "none"},
+        "search": {"trials": trials, "parallel": parallel, "n_startup_trials": startup, "seed": 0,
+                   "pruner": "none"},
         "metric": "loss",
         "cluster": {"policy": policy, "n_workers": workers},
         "output_dir": str(out / policy),
     }
 
 
-def run(policy: str, trials: int, out: Path, engine: Engine, workers: int, parallel: int) -> dict:
-    trainer = AutoTrainer(config=config(policy, trials, out, workers, parallel),
+def run(policy: str, trials: int, out: Path, engine: Engine, workers: int, parallel: int | None,
+        startup: int | None = None) -> dict:
+    trainer = AutoTrainer(config=config(policy, trials, out, workers, parallel, startup),
                           engine=None if policy == "sequential" else engine)
     from distributed import get_task_stream
 
@@ -67,7 +78,8 @@ def run(policy: str, trials: int, out: Path, engine: Engine, workers: int, paral
         spread = train_spread(stream.data)
     wall = time.perf_counter() - start
     return {"wall": wall, "best": float(df["loss"].min()), "params": df.drop(columns=["loss", "seconds"]),
-            "seconds": list(df["seconds"]), "spread": spread}
+            "seconds": list(df["seconds"]), "spread": spread, "wave": trainer.wave_size(),
+            "waves": list(trainer.wave_times)}
 
 
 def train_spread(records: list[dict]) -> float:
@@ -82,44 +94,73 @@ def train_spread(records: list[dict]) -> float:
     return max(per_worker.values()) / total if total else float("nan")
 
 
-def simulated_waves(seconds: list[float], workers: int, parallel: int) -> dict[str, float]:
-    """:func:`simulated` summed over the search's waves of ``parallel`` trials."""
+def simulated_waves(seconds: list[float], hints: list[float], workers: int, wave: int) -> dict[str, float]:
+    """:func:`simulated` summed over the search's waves of ``wave`` trials."""
     total: dict[str, float] = {}
-    for i in range(0, len(seconds), parallel):
-        for p, m in simulated(seconds[i:i + parallel], workers).items():
+    for i in range(0, len(seconds), wave):
+        for p, m in simulated(seconds[i:i + wave], hints[i:i + wave], workers).items():
             total[p] = total.get(p, 0.0) + m
     return total
 
 
-def simulated(seconds: list[float], workers: int) -> dict[str, float]:
-    """Makespans the plans would have with the trial times measured in sequential runs.
-
-    The wave's graph (prepare -> train -> evaluate per trial; train + evaluate measured) is
-    planned by HEFT and by FIFO in trial order (what a plain executor does), on ``workers``
-    identical workers. Noise-free: it shows what ordering and placement alone are worth.
-    """
+def wave_graph(seconds: list[float]):
+    """One wave's graph, prepare -> train -> evaluate per trial, train costing ``seconds``."""
     import networkx as nx
 
-    from openautoglm import Cluster, TaskGraph, schedule
+    from openautoglm import TaskGraph
 
     G = nx.DiGraph()
     for n, sec in enumerate(seconds):
         G.add_edge(f"prepare-{n}", f"train-{n}")
         G.add_edge(f"train-{n}", f"evaluate-{n}")
-        G.nodes[f"prepare-{n}"]["cost"] = 0.05
+        G.nodes[f"prepare-{n}"]["cost"] = 0.0
         G.nodes[f"train-{n}"]["cost"] = float(sec)
         G.nodes[f"evaluate-{n}"]["cost"] = 0.0
-    graph = TaskGraph.from_networkx(G)
+    return TaskGraph.from_networkx(G)
+
+
+def simulated(seconds: list[float], hints: list[float], workers: int) -> dict[str, float]:
+    """Makespans of one wave with the trial times measured in sequential runs (train + evaluate).
+
+    ``heft``/``gnn``/``fifo`` plan with the measured times themselves: FIFO in trial order is a
+    greedy executor that knows no costs. ``heft (hints)`` is HEFT's plan made from the cost
+    hints (worker and order per task, as the engine pins them) replayed with the measured times.
+    Identical workers, no transfer cost, no noise: what ordering and placement alone are worth.
+    """
+    from openautoglm import Cluster, schedule
+
     cluster = Cluster.homogeneous(workers)
-    return {p: schedule(graph, cluster, policy=p).makespan for p in ("heft", "gnn", "fifo")}
+    graph = wave_graph(seconds)
+    out = {p: schedule(graph, cluster, policy=p).makespan for p in ("heft", "gnn", "fifo")}
+    plan = schedule(wave_graph(hints), cluster, policy="heft")
+    out["heft (hints)"] = replay(plan, graph)
+    return out
+
+
+def replay(plan, graph) -> float:
+    """Makespan of ``plan``'s placement and per-worker order when tasks take ``graph``'s costs."""
+    order = sorted(plan.placements, key=lambda k: plan.placements[k].start)
+    free: dict[int, float] = {}
+    finish: dict[str, float] = {}
+    for key in order:
+        w = plan.placements[key].worker
+        ready = max((finish[d] for d in graph.dependencies(key)), default=0.0)
+        finish[key] = max(free.get(w, 0.0), ready) + float(graph.cost[graph.index[key]])
+        free[w] = finish[key]
+    return max(finish.values())
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--startup", type=int, default=10, help="TPE's random startup trials")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--parallel", type=int, default=4, help="trials per wave")
+    ap.add_argument("--parallel", type=int, default=None,
+                    help="trials per wave (default: the AutoTrainer's, max(startup, 2 x threads))")
+    ap.add_argument("--modes", default=",".join(MODES), help="comma-separated subset of " + ", ".join(MODES))
+    ap.add_argument("--simulate", action="store_true",
+                    help="only one sequential search and the simulated plans (is there room?)")
     ap.add_argument("--threads", action="store_true",
                     help="workers as threads of this process (default: one process each; threads "
                          "share the GIL, which tiny models' Python overhead makes the bottleneck)")
@@ -128,47 +169,65 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("distributed").setLevel(logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="oag-autotrain-bench-"))
-    load_before = os.getloadavg()[0]
+    loads = [os.getloadavg()[0]]
     rows: dict[str, list[dict]] = {m: [] for m in MODES}
     errors: dict[str, str] = {}
+    modes = ("sequential",) if args.simulate else tuple(m for m in MODES if m in args.modes.split(","))
+    reps = 1 if args.simulate else args.reps
     with Engine(n_workers=args.workers, threads_per_worker=1, processes=not args.threads, dashboard=False,
                 progress=False) as engine:
-        run("sequential", 2, tmp / "warmup", engine, args.workers, 2)  # imports, torch warm-up
-        run("heft", 2, tmp / "warmup2", engine, args.workers, 2)
-        for rep in range(args.reps):
-            order = MODES[rep % len(MODES):] + MODES[:rep % len(MODES)]
+        for warm in modes:  # imports, torch and GCN warm-up in this process and the workers
+            run(warm, 2, tmp / "warmup", engine, args.workers, 2)
+        for rep in range(reps):
+            order = modes[rep % len(modes):] + modes[:rep % len(modes)]
             for mode in order:
                 if mode in errors:
                     continue
                 try:
-                    r = run(mode, args.trials, tmp / f"rep{rep}", engine, args.workers, args.parallel)
+                    r = run(mode, args.trials, tmp / f"rep{rep}", engine, args.workers, args.parallel,
+                            args.startup)
                 except Exception as err:  # report a broken mode instead of hiding the others
                     errors[mode] = f"{type(err).__name__}: {err}"
                     continue
                 rows[mode].append(r)
-                print(f"rep {rep} {mode:10s} wall {r['wall']:6.2f} s  best loss {r['best']:.4f}", flush=True)
+                loads.append(os.getloadavg()[0])
+                print(f"rep {rep} {mode:10s} wall {r['wall']:6.2f} s  best loss {r['best']:.4f}  "
+                      f"waves {' '.join(f'{w:.1f}' for w in r['waves'])}  load {loads[-1]:.1f}", flush=True)
+    lines = report(args, rows, errors, loads)
+    if args.simulate or set(modes) != set(MODES):
+        print("\n".join(lines))
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
-    load_after = os.getloadavg()[0]
-    # Same trials in every mode (same seed, one wave): check, then describe them.
+
+def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[str, str],
+           loads: list[float]) -> list[str]:
+    """The results page: measured table, simulated table, conditions."""
+    # Same trials in every mode (same seed, same waves): check, then describe them.
     ref = rows["sequential"][0]["params"] if rows["sequential"] else None
     same = all(r["params"].equals(ref) for m in MODES for r in rows[m]) if ref is not None else False
-    costs = [trial_cost(dict(p), 48) for _, p in ref.iterrows()] if ref is not None else []
+    hints = [trial_cost(dict(p), 48) for _, p in ref.iterrows()] if ref is not None else []
+    wave = next((r["wave"] for m in MODES for r in rows[m]), args.parallel)
     med = {m: statistics.median(r["wall"] for r in rows[m]) for m in MODES if rows[m]}
     dask = med.get("dask")
     lines = [
         "# AutoTrainer search: planned vs plain Dask vs sequential",
         "",
         f"{args.trials} trials of GLM training (1-3 layers, width 16-64, 20-320 steps log-uniform; cost "
-        f"hints {min(costs):.1f}-{max(costs):.1f} s, total {sum(costs):.1f} s) in waves of "
-        f"{args.parallel}, same seed, "
+        f"hints {min(hints, default=0):.1f}-{max(hints, default=0):.1f} s, total {sum(hints):.1f} s), "
+        f"TPE with {args.startup} random startup trials, in waves of {wave} (the AutoTrainer's default "
+        f"max(startup, 2 x worker threads): the first wave is every startup trial at once), same seed, "
         "pruning off so each mode does the same work"
         f"{' (identical trial parameters in every run: checked)' if same else ' (WARNING: trial parameters differed between runs)'}. "
         f"Dask modes share one LocalCluster ({args.workers} workers x 1 thread, "
         f"{'threads of this process' if args.threads else 'one process each'}); "
         f"torch uses 1 thread. Median of {args.reps} repetitions, modes alternated.",
         "",
-        f"Machine: {platform.machine()}, 2 cores shared with other users (noisy: compare ratios "
-        f"within this run only); Python {platform.python_version()}.",
+        f"Machine: {platform.machine()}, 2 cores shared with other users (compare ratios within this "
+        f"run only); Python {platform.python_version()}. Load average (1 min) sampled after each "
+        f"search: {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}).",
         "",
         "| mode | wall time (s), median | runs | / plain Dask | best loss (median) | training on busiest worker |",
         "|---|---|---|---|---|---|",
@@ -176,6 +235,8 @@ def main() -> None:
     for m in MODES:
         if m in errors and not rows[m]:
             lines.append(f"| {m} | failed: {errors[m][:120]} | 0 | | | |")
+            continue
+        if not rows[m]:
             continue
         walls = ", ".join(f"{r['wall']:.1f}" for r in rows[m])
         ratio = f"{med[m] / dask:.3f}" if dask else "n/a"
@@ -185,40 +246,33 @@ def main() -> None:
     if rows["sequential"]:
         per_trial = [statistics.median(r["seconds"][i] for r in rows["sequential"])
                      for i in range(args.trials)]
-        sim = simulated_waves(per_trial, args.workers, args.parallel)
+        sim = simulated_waves(per_trial, hints, args.workers, wave)
         lines += [
             "",
             f"Simulated with the trial times measured in the sequential runs (median per trial, "
-            f"total {sum(per_trial):.1f} s), waves of {args.parallel} on {args.workers} identical "
-            "workers, no noise:",
+            f"total {sum(per_trial):.1f} s), waves of {wave} on {args.workers} identical "
+            "workers, no noise, no overhead:",
             "",
-            "| plan | makespan (s) | / FIFO (plain executor order) |",
+            "| plan | makespan (s) | / FIFO (greedy, trial order) |",
             "|---|---|---|",
         ] + [f"| {p} | {m:.2f} | {m / sim['fifo']:.3f} |" for p, m in sim.items()]
     lines += [
-        "",
-        f"Load average (1 min) on the 2 cores: {load_before:.1f} at the start, {load_after:.1f} at "
-        "the end: other engineers' jobs share the CPU, so measured parallel modes cannot show "
-        "their speed-up here.",
         "",
         "'Training on busiest worker': the share of all training time spent on the most loaded "
         "worker (50% = evenly spread over 2 workers, 100% = every trial on one worker). Plain "
         "Dask does not know that training is long: it keeps each trial next to its data, which "
         "lives where the corpus was scattered, so trials tend to pile onto one worker; the plan "
-        "spreads them by cost. On a quiet machine that is the planned mode's gain; with the cores "
-        "oversubscribed by other jobs, two busy workers run each trial slower and the gain "
-        "shrinks or vanishes.",
+        "spreads them by cost.",
         "",
         "Goal: planned (heft/gnn) <= 0.9x plain Dask. Best loss is the same in every mode when "
         "workers are processes (each has its own torch RNG); with --threads, concurrent trainings "
         "share torch's global RNG and the losses can differ slightly.",
         "",
         f"Regenerate: `nice .venv/bin/python benchmarks/autotrain.py --reps {args.reps} "
-        f"--trials {args.trials} --parallel {args.parallel} --workers {args.workers}{' --threads' if args.threads else ''}`",
+        f"--trials {args.trials} --startup {args.startup} --workers {args.workers}"
+        f"{f' --parallel {args.parallel}' if args.parallel else ''}{' --threads' if args.threads else ''}`",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

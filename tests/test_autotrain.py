@@ -268,3 +268,42 @@ def test_failing_wave_leaves_no_running_trials(tmp_path):
     with pytest.raises(TaskFailedError, match="too short for evaluation.prompt_chars"):
         trainer.search()
     assert {t.state.name for t in trainer.study.trials} == {"FAIL"}
+
+
+# --- waves -------------------------------------------------------------------------------------
+def test_default_wave_asks_every_startup_trial_at_once(tmp_path):
+    """Default waves are max(n_startup_trials, 2 x worker threads): the first wave is TPE's whole
+    random startup (drawn independently, so asking them together changes nothing), later waves
+    are TPE batches. Sequential runs use the configured threads too, so every policy runs the
+    same search."""
+    cfg = tiny(tmp_path, search={"trials": 7, "parallel": None, "n_startup_trials": 5},
+               cluster={"policy": "sequential", "n_workers": 1, "threads_per_worker": 1})
+    trainer = AutoTrainer(config=cfg)
+    assert trainer.wave_size() == 5
+    trainer.search()
+    assert len(trainer.wave_times) == 2  # 5 startup trials, then the 2 left
+    starts = [t.datetime_start for t in trainer.study.trials]
+    first_done = min(t.datetime_complete for t in trainer.study.trials[:5])
+    assert all(s < first_done for s in starts[:5]), "the startup trials were asked together"
+    assert all(s > first_done for s in starts[5:])
+
+
+@pytest.mark.parametrize("search, threads, wave", [
+    ({"trials": 30}, 2, 10),                          # startup min(10, 30 // 3) = 10
+    ({"trials": 6}, 4, 8),                            # startup 2; 2 x 4 threads keeps them busy
+    ({"trials": 30, "n_startup_trials": 3}, 1, 3),
+    ({"trials": 30, "parallel": 4}, 8, 4),            # an explicit wave size wins
+])
+def test_wave_size(search, threads, wave):
+    assert load_config({"search": search}).search.wave_size(threads) == wave
+
+
+def test_wave_size_follows_a_given_engines_threads(tmp_path):
+    pytest.importorskip("distributed")
+    from openautoglm.executor import Engine
+
+    with Engine(n_workers=3, threads_per_worker=2, processes=False, dashboard=False, progress=False) as engine:
+        trainer = AutoTrainer(config=tiny(tmp_path, search={"trials": 6, "parallel": None},
+                                          cluster={"policy": "heft"}), engine=engine)
+        assert trainer.wave_size() == 12  # 2 x 6 threads; the config's 2 workers are not used
+    assert AutoTrainer(config=trainer.config).wave_size() == 4  # no engine: 2 x cluster.n_workers

@@ -135,12 +135,43 @@ class SearchSpec(_Strict):
 
     trials: int = Field(default=8, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
-    parallel: int = Field(default=4, ge=1, description="trials planned and run together per wave")
+    parallel: int | None = Field(default=None, ge=1, description="trials planned and run together "
+                                 "per wave; default max(n_startup_trials, 2 x worker threads)")
+    n_startup_trials: int | None = Field(default=None, ge=1, description="trials drawn at random "
+                                         "before TPE models the results; default "
+                                         "max(2, min(10, trials // 3))")
     seed: int = 0
     sampler: Literal["tpe", "random"] = "tpe"
     pruner: Literal["median", "none"] = "median"
     storage: str | None = Field(default=None, description="SQLite file (or sqlite:/// URL) to resume from")
     study_name: str = Field(default="autotrain", min_length=1)
+
+    @property
+    def startup_trials(self) -> int:
+        """``n_startup_trials``, or its default ``max(2, min(10, trials // 3))``."""
+        if self.n_startup_trials is not None:
+            return self.n_startup_trials
+        return max(2, min(10, self.trials // 3))
+
+    def wave_size(self, threads: int) -> int:
+        """Trials per wave: ``parallel``, or ``max(startup_trials, 2 * threads)``.
+
+        TPE draws its startup trials independently at random, so asking for all of them at
+        once costs the search nothing, and one wave of trials of very different cost gives
+        the plan room to balance the workers (longest first). Twice the worker threads keeps
+        every thread busy while the longest trials run.
+
+        Args:
+            threads: worker threads (cores) that run trials at once.
+
+        >>> SearchSpec(trials=30).wave_size(threads=2)
+        10
+        >>> SearchSpec(trials=30, parallel=3).wave_size(threads=2)
+        3
+        """
+        if self.parallel is not None:
+            return self.parallel
+        return max(self.startup_trials, 2 * max(1, int(threads)))
 
 
 class EvaluationSpec(_Strict):
