@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 import openautoglm as oag
 from openautoglm.features import FEATURE_NAMES, ranks
 from openautoglm.schedulers.gnn import DEFAULT_WEIGHTS, GNNScheduler, cluster_pins, load_model
-from openautoglm.search import HEFTSearchScheduler, perturbed_heft_search
+from openautoglm.search import (HEFTSearchScheduler, iterate_ranks, perturbed_heft_search,
+                                realised_rank, refine_placement)
+from openautoglm.simulate import list_makespan
 from openautoglm.testing import assert_valid_schedule
 from openautoglm.training import main as train_main
 from openautoglm.training import save_model, train_scheduler
@@ -71,6 +73,8 @@ def test_schedules_validate_and_never_lose_to_heft_or_serial(gc):
     g, c = gc
     plan = GNNScheduler().plan(g, c)
     assert_valid_schedule(plan.schedule)
+    # Candidates are simulated as arrays; the Schedule built for the winner is the same plan.
+    assert plan.schedule.makespan == plan.makespans[plan.chosen] == min(plan.makespans.values())
     assert plan.schedule.makespan <= heft(g, c) * (1 + 1e-9)
     assert plan.schedule.makespan <= serial(g, c) * (1 + 1e-9)
     assert ((plan.share > 0) & (plan.share <= 1)).all()
@@ -121,6 +125,38 @@ def test_cluster_pins_merge_heavy_edges_and_use_fewer_workers():
     assert (pins >= 0).all() and len(set(pins.tolist())) <= 2
     free = cluster_pins(g, c, r, min_ratio=1e9)
     assert (free == -1).all()
+
+
+def test_realised_rank_counts_transfers_only_across_workers():
+    """a -> b (size 5) on one worker, a -> c (size 7) across::
+
+        worker 0: a (1) then b (2)       rank(b) = 2, rank(c) = 3
+        worker 1:          c (3)         rank(a) = 1 + max(0 + 2, 7 + 3) = 11
+    """
+    G = nx.DiGraph()
+    G.add_nodes_from([("a", {"cost": 1.0}), ("b", {"cost": 2.0}), ("c", {"cost": 3.0})])
+    G.add_edges_from([("a", "b", {"size": 5.0}), ("a", "c", {"size": 7.0})])
+    g, c = oag.TaskGraph.from_networkx(G), oag.Cluster.homogeneous(2)
+    plan = list_makespan(g, c, [3.0, 2.0, 1.0], workers=[0, 0, 1])
+    rank = dict(zip(g.tasks, realised_rank(g, c, plan).tolist()))
+    assert rank == {"a": 11.0, "b": 2.0, "c": 3.0}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_iterated_ranks_and_placement_moves_never_lose(seed):
+    """Both improvement steps return a plan no longer than their input, rebuildable as a Schedule."""
+    g = oag.random_dag(60 + 10 * seed, ccr=[1.0, 10.0][seed % 2], seed=seed)
+    c = oag.Cluster.homogeneous([4, 16][seed // 3])
+    rank_u = ranks(g, c).rank_u
+    start = list_makespan(g, c, rank_u)
+    it, prio, pins = iterate_ranks(g, c, start, rank_u, None, None, rounds=4)
+    assert it.makespan <= start.makespan
+    assert oag.list_schedule(g, c, prio, workers=pins).makespan == it.makespan
+    moved, pins, spent = refine_placement(g, c, it, prio, None, budget=64)
+    assert moved.makespan <= it.makespan and spent <= 64
+    s = oag.list_schedule(g, c, prio, workers=pins)
+    assert_valid_schedule(s)
+    assert s.makespan == moved.makespan or moved is it
 
 
 def test_relabelling_does_not_change_the_plan():

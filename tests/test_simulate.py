@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import openautoglm as oag
+from openautoglm.simulate import list_makespan
 from openautoglm.testing import assert_valid_schedule, check_schedule
 
 
@@ -248,3 +249,41 @@ def test_compiled_and_python_engines_agree(n, W, seed, ccr, insertion, mode):
 def test_engine_argument_checked(fork):
     with pytest.raises(ValueError, match="engine"):
         oag.list_schedule(fork, oag.Cluster.homogeneous(2), [1, 2, 3], engine="fast")
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 40), W=st.integers(1, 5), seed=st.integers(0, 2**16),
+       ccr=st.sampled_from([0.0, 1.0, 10.0]), insertion=st.booleans(),
+       mode=st.sampled_from(["one", "shares", "pins", "parallel"]),
+       engine=st.sampled_from(["auto", "python"]))
+def test_list_makespan_is_list_schedule_without_the_schedule(n, W, seed, ccr, insertion, mode, engine):
+    """The makespan-only path plans exactly what list_schedule plans, on both engines."""
+    rng = np.random.default_rng(seed)
+    g = oag.random_dag(n, fat=rng.uniform(), density=rng.uniform(), ccr=ccr, seed=seed)
+    c = oag.Cluster(speeds=rng.choice([1.0, 2.0, 3.0], W).tolist(), bandwidth=1.0,
+                    cores=rng.integers(1, 4, W).tolist())
+    kw = {"priority": rng.integers(0, 5, n).astype(float), "insertion": insertion, "engine": engine}
+    if mode == "shares":
+        kw["shares"] = rng.choice([0.25, 0.5, 1.0], n)
+    elif mode == "pins":
+        kw["workers"] = rng.integers(-1, W, n)
+    elif mode == "parallel":
+        G = g.nx.copy()
+        for k in G.nodes:
+            G.nodes[k]["parallel"] = float(rng.uniform())
+        g = oag.TaskGraph.from_networkx(G)
+    s = oag.list_schedule(g, c, **kw)
+    r = list_makespan(g, c, **kw)
+    assert r.makespan == s.makespan
+    assert [tuple(p) for p in map(s.placements.__getitem__, g.tasks)] == \
+        list(zip(r.worker.tolist(), r.start.tolist(), r.finish.tolist()))
+
+
+def test_list_makespan_checks_its_arguments_like_list_schedule(fork):
+    c = oag.Cluster.homogeneous(2)
+    with pytest.raises(ValueError, match="one entry per task"):
+        list_makespan(fork, c, [1, 2])
+    with pytest.raises(ValueError, match="workers must be"):
+        list_makespan(fork, c, [1, 2, 3], workers=[0, 5, -1])
+    with pytest.raises(ValueError, match="engine"):
+        list_makespan(fork, c, [1, 2, 3], engine="fast")

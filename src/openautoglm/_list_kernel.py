@@ -9,6 +9,9 @@ compile it; the tests compare them placement by placement:
   equal neighbours merged, the last step idle.
 
 ``run_list`` returns None when numba is not importable; callers then use the Python loop.
+``run_list(..., arrays_only=True)`` returns the plan's worker/start/finish arrays only
+(:func:`openautoglm.simulate.list_makespan`). ``merge_clusters`` is the union-find of the
+learned scheduler's placement clusters, compiled too when numba is there.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
 HAVE_NUMBA = (importlib.util.find_spec("numba") is not None
               and not os.environ.get("OPENAUTOGLM_NO_NUMBA"))
 _HELPERS = ("_less", "_push", "_pop", "_bisect_right", "_earliest", "_insert", "_delete",
-            "_occupy", "_kernel", "_upward", "_downward")
+            "_occupy", "_kernel", "_upward", "_downward", "_find", "_merge")
 _compiled: Any = None
 
 
@@ -85,6 +88,42 @@ def ranks(direction: str, w: np.ndarray, ptr: np.ndarray, idx: np.ndarray, cb: n
     fn = globals()["_upward" if direction == "up" else "_downward"]
     return fn(np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
               np.ascontiguousarray(cb, dtype=np.float64))
+
+
+def _find(parent, i):  # pragma: no cover - compiled
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _merge(parent, src, dst, work, cap, roots):  # pragma: no cover - compiled
+    for e in range(len(src)):
+        a = _find(parent, src[e])
+        b = _find(parent, dst[e])
+        if a != b and work[a] + work[b] <= cap:
+            parent[b] = a
+            work[a] += work[b]
+    for i in range(len(parent)):
+        roots[i] = _find(parent, i)
+    return roots
+
+
+def merge_clusters(src: np.ndarray, dst: np.ndarray, work: np.ndarray, cap: float) -> np.ndarray:
+    """Union the endpoints of edges in the given order while a cluster's work stays <= cap.
+
+    Returns the cluster root of every task (int64 array); compiled when numba is available.
+    """
+    n = len(work)
+    if HAVE_NUMBA:
+        _compile()
+        return globals()["_merge"](np.arange(n, dtype=np.int64), np.ascontiguousarray(src, np.int64),
+                                   np.ascontiguousarray(dst, np.int64),
+                                   np.array(work, dtype=np.float64), float(cap),
+                                   np.empty(n, dtype=np.int64))
+    roots = _merge(list(range(n)), np.asarray(src).tolist(), np.asarray(dst).tolist(),
+                   np.asarray(work, dtype=np.float64).tolist(), float(cap), [0] * n)
+    return np.asarray(roots, dtype=np.int64)
 
 
 def _less(ka, ia, kb, ib):  # pragma: no cover - compiled
@@ -203,8 +242,11 @@ def _kernel(prio, K, dur, C, pred_ptr, pred_idx, comm, succ_ptr, succ_idx,
             insertion):  # pragma: no cover - compiled
     n, W = dur.shape
     cap = 2 * n + 2
-    T = np.zeros((W, cap))
-    U = np.zeros((W, cap), dtype=np.int64)
+    # Only the first L[w] entries of a row are ever read: no need to zero the rest.
+    T = np.empty((W, cap))
+    U = np.empty((W, cap), dtype=np.int64)
+    T[:, 0] = 0.0
+    U[:, 0] = 0
     L = np.ones(W, dtype=np.int64)
     end = np.zeros(W)
     last = np.zeros(W)
@@ -224,17 +266,31 @@ def _kernel(prio, K, dur, C, pred_ptr, pred_idx, comm, succ_ptr, succ_idx,
     f = np.empty(W)
     while size > 0:
         i, size = _pop(hk, hi, size)
+        # drt[w] = max(finish of the parents on w, arrival of the others' data): the latest
+        # finish per worker plus the two latest arrivals from distinct workers, O(parents + W).
         for w in range(W):
             drt[w] = 0.0
+        b1 = 0.0
+        w1 = -1
+        b2 = 0.0
         for e in range(pred_ptr[i], pred_ptr[i + 1]):
             j = pred_idx[e]
             fj = fin[j]
             a = fj + comm[e]
             wj = wk[j]
-            for w in range(W):
-                v = fj if w == wj else a
-                if v > drt[w]:
-                    drt[w] = v
+            if fj > drt[wj]:
+                drt[wj] = fj
+            if a > b1:
+                if wj != w1:
+                    b2 = b1
+                b1 = a
+                w1 = wj
+            elif wj != w1 and a > b2:
+                b2 = a
+        for w in range(W):
+            v = b2 if w == w1 else b1
+            if v > drt[w]:
+                drt[w] = v
         best = np.inf
         for w in range(W):
             floor[w] = max(drt[w], end[w])
@@ -277,17 +333,22 @@ def _kernel(prio, K, dur, C, pred_ptr, pred_idx, comm, succ_ptr, succ_idx,
 
 def run_list(prio: np.ndarray, K: np.ndarray, dur: np.ndarray, C: np.ndarray,
              pred_ptr: np.ndarray, pred_idx: np.ndarray, comm: np.ndarray,
-             succ_ptr: np.ndarray, succ_idx: np.ndarray, insertion: bool):
-    """Run the compiled list scheduler; None when numba is unavailable."""
+             succ_ptr: np.ndarray, succ_idx: np.ndarray, insertion: bool,
+             arrays_only: bool = False):
+    """Run the compiled list scheduler; None when numba is unavailable.
+
+    Returns ``(worker, start, finish, T, U, L)``, or only the first three with ``arrays_only``.
+    """
     if not HAVE_NUMBA:
         return None
     kernel = _compile()
-    return kernel(np.ascontiguousarray(prio, dtype=np.float64),
-                   np.ascontiguousarray(K, dtype=np.int64),
-                   np.ascontiguousarray(dur, dtype=np.float64),
-                   np.ascontiguousarray(C, dtype=np.int64),
-                   pred_ptr, pred_idx, np.ascontiguousarray(comm, dtype=np.float64),
-                   succ_ptr, succ_idx, bool(insertion))
+    out = kernel(np.ascontiguousarray(prio, dtype=np.float64),
+                 np.ascontiguousarray(K, dtype=np.int64),
+                 np.ascontiguousarray(dur, dtype=np.float64),
+                 np.ascontiguousarray(C, dtype=np.int64),
+                 pred_ptr, pred_idx, np.ascontiguousarray(comm, dtype=np.float64),
+                 succ_ptr, succ_idx, bool(insertion))
+    return out[:3] if arrays_only else out
 
 
 def run_list_python(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.ndarray,

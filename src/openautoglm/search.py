@@ -11,8 +11,13 @@ worse than HEFT. The learned scheduler is trained to imitate the winners of this
     rank_u ──> rank_u * exp(sigma * z_k), k = 0..K-1 ──> list_schedule ──> min makespan
 
 :func:`refine_placement` is the other search the learned scheduler uses: local moves of a
-plan's placements (a task next to its late data, cheap-data tasks to idle workers), each one
-checked by the same list scheduler.
+plan's placements (a task next to its late data, a chain kept on one worker across the
+heaviest cut edges, a lightly used worker emptied, cheap-data tasks to idle workers), each
+one checked by the same list scheduler. :func:`iterate_ranks` is iterative list scheduling:
+re-rank the tasks by the plan's realised upward rank (its own run times, transfers only
+between workers) and schedule again. All of them simulate with
+:func:`~openautoglm.simulate.list_makespan` (arrays, no Schedule) and build the Schedule of
+the winner only.
 
 Tests: ``tests/test_gnn.py`` (search never worse than HEFT, deterministic for a seed).
 """
@@ -24,14 +29,15 @@ import numpy as np
 
 from openautoglm.features import ranks
 from openautoglm.schedulers.base import Scheduler, register_scheduler
-from openautoglm.simulate import list_schedule
+from openautoglm.simulate import list_makespan, list_schedule
 
 if TYPE_CHECKING:
     from openautoglm.cluster import Cluster
     from openautoglm.graph import TaskGraph
-    from openautoglm.simulate import Schedule
+    from openautoglm.simulate import ListResult, Schedule
 
-__all__ = ["HEFTSearchScheduler", "SearchResult", "perturbed_heft_search", "refine_placement"]
+__all__ = ["HEFTSearchScheduler", "SearchResult", "better", "iterate_ranks", "perturbed_heft_search",
+           "realised_rank", "refine_placement"]
 
 
 class SearchResult(NamedTuple):
@@ -90,54 +96,138 @@ def perturbed_heft_search(
     if base.shape != (len(graph),):
         raise ValueError(f"base has shape {base.shape}, expected ({len(graph)},): one value per task")
     rng = np.random.default_rng(seed)
-    best_s: Schedule | None = None
-    best_p = base
+    best_m, best_p = np.inf, base
     makespans = np.empty(samples)
     for k in range(samples):
         p = base if k == 0 else base * np.exp(sigma * rng.standard_normal(len(base)))
-        s = list_schedule(graph, cluster, p)
-        makespans[k] = s.makespan
-        if best_s is None or s.makespan < best_s.makespan:
-            best_s, best_p = s, p
-    assert best_s is not None
-    return SearchResult(best_p, best_s, makespans)
+        makespans[k] = list_makespan(graph, cluster, p).makespan
+        if makespans[k] < best_m:
+            best_m, best_p = makespans[k], p
+    # The samples are simulated as arrays; only the winner becomes a Schedule (same plan).
+    return SearchResult(best_p, list_schedule(graph, cluster, best_p), makespans)
 
 
-def _offload_moves(graph: TaskGraph, cluster: Cluster, schedule: Schedule, pins: np.ndarray,
-                   comm_ratio: np.ndarray, limit: int = 16) -> list[tuple[int, int]]:
-    """Move tasks with the least data per second of work to the least busy worker."""
-    busy = np.zeros(cluster.n_workers)
-    for p in schedule.placements.values():
-        busy[p.worker] += p.finish - p.start
-    order = np.argsort(comm_ratio, kind="stable")
+def _offload_moves(cluster: Cluster, plan: ListResult, order: np.ndarray,
+                   limit: int = 16) -> list[tuple[int, int]]:
+    """Move tasks with the least data per second of work (``order``) to the least busy worker."""
+    busy = np.bincount(plan.worker, weights=plan.finish - plan.start, minlength=cluster.n_workers)
     moves: list[tuple[int, int]] = []
     for idle in np.argsort(busy / cluster.speeds, kind="stable")[:2].tolist():
-        moves += [(int(i), idle) for i in order[: 4 * limit] if pins[i] != idle][:limit]
+        moves += [(int(i), idle) for i in order[: 4 * limit] if plan.worker[i] != idle][:limit]
     return moves
 
 
+def _merge_moves(graph: TaskGraph, cluster: Cluster, plan: ListResult, limit: int = 2
+                 ) -> list[tuple[np.ndarray, int]]:
+    """Empty the least busy workers onto the workers they exchange the most data with."""
+    W = cluster.n_workers
+    wk = plan.worker
+    busy = np.bincount(wk, weights=plan.finish - plan.start, minlength=W)
+    used = np.flatnonzero(busy > 0)
+    if len(used) < 2:
+        return []
+    a_w, b_w = wk[graph.edge_src], wk[graph.edge_dst]
+    across = a_w != b_w
+    data = np.zeros((W, W))
+    np.add.at(data, (a_w[across], b_w[across]), graph.edge_size[across])
+    data += data.T
+    moves: list[tuple[np.ndarray, int]] = []
+    for a in used[np.argsort(busy[used] / cluster.speeds[used], kind="stable")][:limit].tolist():
+        tasks = np.flatnonzero(wk == a)
+        others = used[used != a]
+        partners = others[np.argsort(-data[a, others], kind="stable")][:2].tolist()
+        idlest = int(others[np.argmin(busy[others] / cluster.speeds[others])])
+        for b in dict.fromkeys(partners + [idlest]):
+            moves.append((tasks, int(b)))
+    return moves
 
-def refine_placement(graph: TaskGraph, cluster: Cluster, schedule: Schedule, priority: np.ndarray,
-            shares: np.ndarray | None, budget: int) -> Schedule:
+
+def _edge_moves(graph: TaskGraph, plan: ListResult, limit: int = 16
+                ) -> list[tuple[np.ndarray, int]]:
+    """For the heaviest edges that cross workers, move one endpoint's local group to the other.
+
+    A local group is a connected set of tasks joined by edges that stay on one worker (a
+    chain already kept together), so a move keeps it whole.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(graph)
+    wk = plan.worker
+    src, dst = graph.edge_src, graph.edge_dst
+    local = wk[src] == wk[dst]
+    adj = coo_matrix((np.ones(int(local.sum())), (src[local], dst[local])), shape=(n, n))
+    _, group = connected_components(adj, directed=False)
+    cross = np.flatnonzero(~local)
+    cross = cross[np.argsort(-graph.edge_size[cross], kind="stable")][:limit]
+    moves: list[tuple[np.ndarray, int]] = []
+    for e in cross.tolist():
+        u, v = int(src[e]), int(dst[e])
+        moves.append((np.flatnonzero(group == group[v]), int(wk[u])))
+        moves.append((np.flatnonzero(group == group[u]), int(wk[v])))
+    return moves
+
+
+def _chain_moves(graph: TaskGraph, cluster: Cluster, plan: ListResult, comm: np.ndarray
+                 ) -> list[tuple[int, int]]:
+    """Walk back from the last task along the latest data; pair each late cross-worker edge."""
+    pred_ptr, pred_idx = graph.pred_ptr, graph.pred_idx
+    worker, start, finish = plan.worker, plan.start, plan.finish
+    moves: list[tuple[int, int]] = []
+    i = int(np.argmax(finish))
+    for _ in range(64):
+        w, s = int(worker[i]), float(start[i])
+        lo, hi = int(pred_ptr[i]), int(pred_ptr[i + 1])
+        if lo == hi:
+            break
+        par = pred_idx[lo:hi]
+        arrive = finish[par] + np.where(worker[par] != w, comm[lo:hi], 0.0)
+        k = int(np.argmax(arrive))
+        late, late_at = int(par[k]), float(arrive[k])
+        lw = int(worker[late])
+        if lw != w and late_at >= s - 1e-9 * max(1.0, s):
+            moves += [(i, lw), (late, w)]
+        i = late
+    return moves
+
+
+def better(a: ListResult, b: ListResult) -> bool:
+    """Smaller makespan; on a tie, smaller total finish time (a way off the plateaus)."""
+    tol = 1e-12 * b.makespan
+    if a.makespan < b.makespan - tol:
+        return True
+    return TIE_BREAK and a.makespan <= b.makespan + tol and a.finish.sum() < b.finish.sum() * (1 - 1e-9)
+
+
+TIE_BREAK = True
+
+
+def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, priority: np.ndarray,
+                     shares: np.ndarray | None, budget: int
+                     ) -> tuple[ListResult, np.ndarray, int]:
     """Local search over placements, each move checked by the list scheduler.
 
     Walks back from the task that finishes last; wherever a task waited for data from another
     worker, it tries that task on the sender's worker (and the sender on the task's worker);
     then it tries offloading the tasks with the least data per second of work to the least
-    busy workers. Every other placement is kept (pins). Each try is one list-scheduling call;
-    the first improvement is kept and the search restarts from it, until ``budget`` calls are
-    spent or no move improves.
+    busy workers. Every other placement is kept (pins). Each try is one makespan-only
+    list-scheduling call (:func:`~openautoglm.simulate.list_makespan`); the first improvement
+    is kept and the search restarts from it, until ``budget`` calls are spent or no move
+    improves.
 
     Args:
         graph: The task graph.
         cluster: The cluster.
-        schedule: The plan to improve (a :func:`~openautoglm.simulate.list_schedule` result).
+        plan: The plan to improve (a :func:`~openautoglm.simulate.list_makespan` result).
         priority: The priority that produced it (reused for every try).
         shares: The shares that produced it, or ``None``.
         budget: Most list-scheduling calls to spend.
 
     Returns:
-        The best schedule found (``schedule`` itself when no move helps).
+        ``(best plan, its pins, list-scheduling calls spent)``: its Schedule is
+        ``list_schedule(graph, cluster, priority, shares=shares, workers=pins)``. When no move
+        helps, ``plan`` itself and its workers (then rebuild the Schedule the way ``plan``
+        was made: pinning every task may plan the gaps differently).
 
     Example:
         >>> from openautoglm.graph import random_dag
@@ -145,57 +235,75 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, schedule: Schedule, pri
         >>> from openautoglm.features import ranks
         >>> g, c = random_dag(40, ccr=10.0, seed=3), Cluster.homogeneous(4)
         >>> p = ranks(g, c).rank_u
-        >>> s = list_schedule(g, c, p)
-        >>> bool(refine_placement(g, c, s, p, None, budget=32).makespan <= s.makespan)
+        >>> r = list_makespan(g, c, p)
+        >>> best, pins, spent = refine_placement(g, c, r, p, None, budget=32)
+        >>> bool(best.makespan <= r.makespan)
+        True
+        >>> bool(list_schedule(g, c, p, workers=pins).makespan == best.makespan)
         True
     """
-    index = graph.index
-    pred_ptr, pred_idx = graph.pred_ptr, graph.pred_idx
     comm = np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth
-    best = schedule
+    best = plan
     spent = 0
     # Tasks whose data is cheap to move compared with their run time are offloaded first.
     w_bar = np.asarray(graph.exec_time(cluster)).mean(axis=1)
     io = (np.bincount(graph.edge_src, weights=graph.edge_size, minlength=len(graph))
           + np.bincount(graph.edge_dst, weights=graph.edge_size, minlength=len(graph)))
-    comm_ratio = io / cluster.bandwidth / np.maximum(w_bar, 1e-12)
+    cheap_first = np.argsort(io / cluster.bandwidth / np.maximum(w_bar, 1e-12), kind="stable")
+    best_pins = np.asarray(plan.worker, dtype=np.int64)
     while spent < budget:
-        place = best.placements
-        pins = np.fromiter((place[t].worker for t in graph.tasks), np.int64, len(graph))
-        moves: list[tuple[int, int]] = []
-        task = max(graph.tasks, key=lambda t: place[t].finish)
-        for _ in range(64):
-            i = index[task]
-            w, start, _f = place[task]
-            late, late_at = None, -1.0
-            for e in range(pred_ptr[i], pred_ptr[i + 1]):
-                j = int(pred_idx[e])
-                pw, _ps, pf = place[graph.tasks[j]]
-                arrive = pf + (comm[e] if pw != w else 0.0)
-                if arrive > late_at:
-                    late, late_at = j, arrive
-            if late is None:
-                break
-            lw = int(pins[late])
-            if lw != w and late_at >= start - 1e-9 * max(1.0, start):
-                moves += [(i, lw), (late, w)]
-            task = graph.tasks[late]
-        moves += _offload_moves(graph, cluster, best, pins, comm_ratio)
+        moves: list[tuple[object, int]] = [*_merge_moves(graph, cluster, best),
+                                           *_chain_moves(graph, cluster, best, comm),
+                                           *_edge_moves(graph, best),
+                                           *_offload_moves(cluster, best, cheap_first)]
         improved = False
         for i, w in moves:
             if spent >= budget:
                 break
-            trial = pins.copy()
+            trial = best_pins.copy()
             trial[i] = w
             spent += 1
-            s = list_schedule(graph, cluster, priority, shares=shares, workers=trial)
-            if s.makespan < best.makespan * (1 - 1e-12):
-                best, improved = s, True
+            r = list_makespan(graph, cluster, priority, shares=shares, workers=trial)
+            if better(r, best):
+                best, best_pins, improved = r, trial, True
                 break
         if not improved:
             break
-    return best
+    return best, best_pins, spent
 
+
+def realised_rank(graph: TaskGraph, cluster: Cluster, plan: ListResult) -> np.ndarray:
+    """Upward rank of a plan as it was realised: its run times, transfers only across workers."""
+    from openautoglm.schedulers.base import upward_rank
+
+    across = plan.worker[graph.pred_idx] != np.repeat(plan.worker, np.diff(graph.pred_ptr))
+    comm = np.where(across, np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth, 0.0)
+    return upward_rank(graph, plan.finish - plan.start, comm)
+
+
+def iterate_ranks(graph: TaskGraph, cluster: Cluster, plan: ListResult, priority: np.ndarray,
+                  shares: np.ndarray | None, pins: np.ndarray | None, rounds: int
+                  ) -> tuple[ListResult, np.ndarray, np.ndarray | None]:
+    """Iterative list scheduling: re-prioritise by the plan's realised upward rank.
+
+    Each round ranks the tasks by the current best plan's own run times and transfers (zero
+    between tasks on one worker) and simulates that priority with free placement and with
+    the plan's workers kept; the better plan, if it improves, becomes the current one.
+
+    Returns:
+        ``(plan, priority, pins)`` of the best plan found (the input when nothing helps).
+    """
+    best = (plan, priority, pins)
+    for _ in range(rounds):
+        prio = realised_rank(graph, cluster, best[0])
+        improved = False
+        for trial in (None, np.asarray(best[0].worker, dtype=np.int64)):
+            r = list_makespan(graph, cluster, prio, shares=shares, workers=trial)
+            if r.makespan < best[0].makespan * (1 - 1e-12):
+                best, improved = (r, prio, trial), True
+        if not improved:
+            break
+    return best
 
 
 class HEFTSearchScheduler(Scheduler):

@@ -36,8 +36,8 @@ from openautoglm.graph import TaskGraph
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Placement", "Schedule", "InvalidScheduleError", "lower_bound", "list_schedule",
-           "task_durations"]
+__all__ = ["Placement", "Schedule", "InvalidScheduleError", "ListResult", "lower_bound",
+           "list_makespan", "list_schedule", "task_durations"]
 
 _REL_TOL = 1e-9
 
@@ -48,6 +48,22 @@ def _tol(t: float) -> float:
 
 class InvalidScheduleError(ValueError):
     """A placement or a schedule breaks the cost model (dependency, transfer or core capacity)."""
+
+
+class ListResult(NamedTuple):
+    """A list-scheduling plan as arrays (indexed like ``graph.tasks``), without a Schedule.
+
+    Attributes:
+        makespan: Finish time of the last task.
+        worker: Int array (n,): the worker of every task.
+        start: Float array (n,): planned start times.
+        finish: Float array (n,): planned finish times.
+    """
+
+    makespan: float
+    worker: np.ndarray
+    start: np.ndarray
+    finish: np.ndarray
 
 
 class Placement(NamedTuple):
@@ -462,6 +478,59 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         b Placement(worker=0, start=1.0, finish=2.0)
         c Placement(worker=1, start=1.5, finish=2.5)
     """
+    sched = Schedule(graph, cluster)
+    prio, K, dur = _list_inputs(graph, cluster, sched._et, priority, cores, shares, workers, engine)
+    out = None
+    if engine != "python":
+        out = _list_kernel.run_list(prio, K, dur, cluster.cores, graph.pred_ptr, graph.pred_idx,
+                                    sched._comm, graph.succ_ptr, graph.succ_idx, insertion)
+    if out is None:
+        _list_kernel.run_list_python(sched, prio, K, dur, insertion)
+    else:
+        sched._load(*out, K)
+    return sched
+
+
+def list_makespan(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any = None,
+                  shares: Any = None, workers: Any = None, insertion: bool = True,
+                  engine: str = "auto") -> ListResult:
+    """:func:`list_schedule`'s plan as arrays, without building a :class:`Schedule`.
+
+    The same algorithm and the same placements (the tests compare them); for searches that
+    simulate many candidate plans and build the Schedule of the winner only. Arguments and
+    errors as :func:`list_schedule`.
+
+    Returns:
+        A :class:`ListResult` (makespan and per-task worker, start and finish).
+
+    Example:
+        >>> import networkx as nx
+        >>> G = nx.DiGraph([("a", "b"), ("a", "c")]); nx.set_node_attributes(G, 1.0, "cost")
+        >>> nx.set_edge_attributes(G, 0.5, "size")
+        >>> r = list_makespan(TaskGraph.from_networkx(G), Cluster.homogeneous(2), [2, 1, 0])
+        >>> r.makespan, r.worker.tolist()
+        (2.5, [0, 0, 1])
+    """
+    et = graph.exec_time(cluster)
+    prio, K, dur = _list_inputs(graph, cluster, et, priority, cores, shares, workers, engine)
+    out = None
+    if engine != "python":
+        out = _list_kernel.run_list(prio, K, dur, cluster.cores, graph.pred_ptr, graph.pred_idx,
+                                    graph.pred_size / cluster.bandwidth, graph.succ_ptr,
+                                    graph.succ_idx, insertion, arrays_only=True)
+    if out is None:
+        sched = Schedule(graph, cluster)
+        _list_kernel.run_list_python(sched, prio, K, dur, insertion)
+        worker, start, finish = sched._worker, sched._start, sched._finish
+    else:
+        worker, start, finish = out
+    makespan = float(finish.max()) if len(finish) else 0.0
+    return ListResult(makespan, worker, start, finish)
+
+
+def _list_inputs(graph: TaskGraph, cluster: Cluster, et: np.ndarray, priority: Any, cores: Any,
+                 shares: Any, workers: Any, engine: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check list_schedule's arguments; return priority, cores (n, W) and durations (n, W)."""
     n, W = len(graph), cluster.n_workers
     prio = _per_task("priority", priority, n, np.float64)
     if not np.isfinite(prio).all():
@@ -481,20 +550,18 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         K = np.maximum(1, np.rint(sh[:, None] * C[None, :])).astype(np.int64)
     else:
         K = np.ones((n, W), dtype=np.int64)
-    sched = Schedule(graph, cluster)
-    p = graph.parallel[:, None]
-    dur = sched._et * ((1.0 - p) + p / K)
-    dur[K > C[None, :]] = np.inf
+    if cores is None and shares is None and not graph.parallel.any():
+        dur = np.array(et, dtype=np.float64)  # (1 - 0) + 0 / 1 == 1 exactly: the same durations
+    else:
+        p = graph.parallel[:, None]
+        dur = et * ((1.0 - p) + p / K)
+        dur[K > C[None, :]] = np.inf
     if workers is not None:
         pin = _per_task("workers", workers, n, np.int64)
         if ((pin < -1) | (pin >= W)).any():
             raise ValueError(f"workers must be -1 (free) or a worker index 0..{W - 1}")
-        rows = np.flatnonzero(pin >= 0)
-        mask = np.ones((len(rows), W), dtype=bool)
-        mask[np.arange(len(rows)), pin[rows]] = False
-        sub = dur[rows]
-        sub[mask] = np.inf
-        dur[rows] = sub
+        off = (pin[:, None] >= 0) & (pin[:, None] != np.arange(W)[None, :])
+        dur[off] = np.inf
     bad = np.flatnonzero(~np.isfinite(dur).any(axis=1))
     if len(bad):
         key = graph.tasks[bad[0]]
@@ -504,13 +571,4 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         raise ValueError(f"engine must be 'auto', 'numba' or 'python', got {engine!r}")
     if engine == "numba" and not _list_kernel.HAVE_NUMBA:
         raise ValueError("engine='numba' needs numba: pip install numba (or use engine='auto')")
-    out = None
-    if engine != "python":
-        out = _list_kernel.run_list(prio, K, dur, C, graph.pred_ptr, graph.pred_idx, sched._comm,
-                                    graph.succ_ptr, graph.succ_idx, insertion)
-    if out is None:
-        _list_kernel.run_list_python(sched, prio, K, dur, insertion)
-    else:
-        sched._load(*out, K)
-    return sched
-
+    return prio, K, dur

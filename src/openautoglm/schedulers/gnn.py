@@ -4,15 +4,18 @@
 
     graph, cluster --features--> x, edge_index, edge_weight --GCN--> priority, share
                                                                         |
-        candidates (each one list_schedule call on the same simulator): v
+        candidates (each one list_makespan call on the same simulator): v
           learned      learned priority, shares, earliest-finish placement
           clusters     learned priority, heavy edges kept on one worker (pins)
           heft         upward rank, earliest-finish placement, one core per task
           heft+shares  upward rank with the learned shares (multi-core workers only)
           serial       upward rank, everything on the fastest worker, one core per task
           sampled      best of `samples` log-normal perturbations of the learned priority
-        --> the candidate with the smallest simulated makespan --> refined: a few moves of its
-            critical chain's tasks to the worker their late data comes from (kept if better)
+          +iterated    each of them re-ranked by its realised upward rank (`iterate` rounds)
+        --> the candidate with the smallest simulated makespan --> improved: placement moves
+            (critical chain next to its late data, chains across heavy cut edges, emptying a
+            lightly used worker, offloading) alternating with re-ranking, within a budget of
+            REFINE_WORK // n list-scheduling calls --> its Schedule (one list_schedule call)
 
 Order alone cannot win when communication dominates (CCR 10): the data of a chain should not
 cross the network. The cluster candidates merge the endpoints of the heaviest edges into
@@ -37,21 +40,29 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from openautoglm._list_kernel import merge_clusters
 from openautoglm.features import FEATURE_NAMES, Ranks, graph_features
 from openautoglm.schedulers.base import Scheduler, register_scheduler
-from openautoglm.search import refine_placement  # also registers "heft_search"
-from openautoglm.simulate import list_schedule
+from openautoglm.search import better, iterate_ranks, refine_placement  # registers "heft_search"
+from openautoglm.simulate import list_makespan, list_schedule
 
 if TYPE_CHECKING:
     from openautoglm.cluster import Cluster
     from openautoglm.graph import TaskGraph
     from openautoglm.model import SchedulerGCN
-    from openautoglm.simulate import Schedule
+    from openautoglm.simulate import ListResult, Schedule
 
 __all__ = ["DEFAULT_WEIGHTS", "GNNPlan", "GNNScheduler", "cluster_pins", "load_model"]
 
 #: The shipped weights (trained by ``openautoglm train-scheduler``).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gnn.pt"
+
+#: List-scheduling calls of the winner's improvement per graph: ``REFINE_WORK // n`` (bounded
+#: by ``refine`` and at least 16), so that phase costs about the same on every graph size.
+REFINE_WORK = 60_000
+
+#: Most alternations of placement moves and re-ranking on the winner.
+IMPROVE_ROUNDS = 8
 
 #: (min_ratio, balance, fraction of workers) of the placement-cluster candidates.
 CLUSTER_CANDIDATES: tuple[tuple[float, float, float], ...] = (
@@ -136,6 +147,7 @@ def cluster_pins(
     min_ratio: float = 0.0,
     balance: float = 1.0,
     worker_fraction: float = 1.0,
+    heaviest_first: np.ndarray | None = None,
 ) -> np.ndarray:
     """Placement clusters: keep the endpoints of heavy edges on one worker.
 
@@ -152,6 +164,8 @@ def cluster_pins(
         min_ratio: Smallest communication / cost ratio of an edge worth keeping local.
         balance: Cap on a cluster's work, in units of an even share of the work.
         worker_fraction: Fraction of the workers to use (fewer workers when data is heavy).
+        heaviest_first: ``np.argsort(-r.comm, kind="stable")`` when the caller already has it
+            (computed when ``None``).
 
     Returns:
         Int array (n,): the worker of each task, or -1 where the list scheduler chooses.
@@ -175,24 +189,11 @@ def cluster_pins(
     w = r.w_bar
     k = max(1, min(cluster.n_workers, math.ceil(worker_fraction * cluster.n_workers)))
     cap = balance * float(w.sum()) / k
-    parent = list(range(n))
-    work = w.tolist()
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     heavy = (r.comm > 0) & (r.comm >= min_ratio * np.minimum(w[src], w[dst])) if n else np.zeros(0, bool)
-    order = np.flatnonzero(heavy)
-    order = order[np.argsort(-r.comm[order], kind="stable")]
-    for u, v in zip(src[order].tolist(), dst[order].tolist()):
-        a, b = find(u), find(v)
-        if a != b and work[a] + work[b] <= cap:
-            parent[b] = a
-            work[a] += work[b]
-    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    if heaviest_first is None:
+        heaviest_first = np.argsort(-r.comm, kind="stable")
+    order = heaviest_first[heavy[heaviest_first]]
+    roots = merge_clusters(src[order], dst[order], w, cap)
     sizes = np.bincount(roots, minlength=n)
     # The k workers that run the whole graph fastest; clusters go largest first (LPT).
     exec_time = np.asarray(graph.exec_time(cluster))
@@ -227,10 +228,14 @@ class GNNScheduler(Scheduler):
         samples: Priority vectors sampled around the learned one (log-normal noise) and
             simulated, in the full candidate set (0: none).
         sigma: Scale of that noise.
-        refine: Most list-scheduling calls spent on local moves of the winning plan (tasks of
-            its critical chain next to their late data, cheap-data tasks to idle workers);
-            graphs over 312 tasks get ``max(16, 40000 // n)`` (0: none).
+        refine: Most list-scheduling calls spent improving the winning plan (placement moves
+            of :func:`~openautoglm.search.refine_placement` alternating with re-ranking);
+            graphs over ``REFINE_WORK / refine`` tasks get ``max(16, REFINE_WORK // n)``
+            (0: none).
         seed: Seed of the sampling (the plan is deterministic for a seed).
+        iterate: Rounds of iterative list scheduling applied to every candidate: re-rank by
+            the candidate's realised upward rank (:func:`~openautoglm.search.iterate_ranks`),
+            kept when it improves (0: none).
 
     Raises:
         ValueError: If ``candidates`` is not one of the three names.
@@ -258,8 +263,9 @@ class GNNScheduler(Scheduler):
         full_up_to: int = 2000,
         samples: int = 16,
         sigma: float = 0.3,
-        refine: int = 128,
+        refine: int = 512,
         seed: int | None = None,
+        iterate: int = 2,
     ) -> None:
         if candidates not in ("auto", "all", "one"):
             raise ValueError(f"candidates must be 'auto', 'all' or 'one', got {candidates!r}")
@@ -267,12 +273,14 @@ class GNNScheduler(Scheduler):
         self._model = model
         self.candidates = candidates
         self.full_up_to = int(full_up_to)
-        if samples < 0 or not sigma >= 0:
-            raise ValueError(f"samples must be >= 0 and sigma >= 0, got {samples} and {sigma}")
+        if samples < 0 or not sigma >= 0 or iterate < 0:
+            raise ValueError(f"samples, sigma and iterate must be >= 0, got {samples}, {sigma} "
+                             f"and {iterate}")
         self.samples = int(samples)
         self.refine = max(0, int(refine))
         self.sigma = float(sigma)
         self.seed = 0 if seed is None else seed
+        self.iterate = int(iterate)
 
     @property
     def model(self) -> SchedulerGCN:
@@ -309,28 +317,57 @@ class GNNScheduler(Scheduler):
         if mode == "auto":
             mode = "all" if len(graph) <= self.full_up_to else "some"
         found = self._candidates(graph, cluster, priority, share, r, mode)
-        makespans = {k: float(v[0].makespan) for k, v in found.items()}
+        if mode == "all" and self.iterate > 0:
+            for name, cand in list(found.items()):
+                r2, p2, pins2 = iterate_ranks(graph, cluster, cand.result, cand.priority,
+                                              cand.shares, cand.pins, self.iterate)
+                if r2.makespan < cand.result.makespan:
+                    found[f"{name}+iterated"] = _Candidate(r2, p2, cand.shares, pins2)
+        makespans = {k: v.result.makespan for k, v in found.items()}
         chosen = min(makespans, key=makespans.__getitem__)
-        best = found[chosen][0]
-        if mode == "all" and self.refine > 0 and cluster.n_workers > 1:
-            # A fixed budget of list-scheduling work: fewer moves on larger graphs.
-            budget = min(self.refine, max(16, 40_000 // max(len(graph), 1)))
-            refined = refine_placement(graph, cluster, *found[chosen], budget)
-            if refined.makespan < best.makespan:
-                chosen = f"{chosen}+refined"
-                makespans[chosen] = float(refined.makespan)
-                best = refined
-        return GNNPlan(priority, share, makespans, chosen, best)
+        best = found[chosen]
+        if mode == "all" and cluster.n_workers > 1:
+            chosen, best = self._improve(graph, cluster, chosen, best, makespans)
+        # Candidates are simulated as arrays; only the winner becomes a Schedule (same plan).
+        schedule = list_schedule(graph, cluster, best.priority, shares=best.shares,
+                                 workers=best.pins)
+        return GNNPlan(priority, share, makespans, chosen, schedule)
+
+    def _improve(self, graph: TaskGraph, cluster: Cluster, chosen: str, best: _Candidate,
+                 makespans: dict[str, float]) -> tuple[str, _Candidate]:
+        """Alternate placement moves and re-ranking on the winner while either improves."""
+        # A fixed budget of list-scheduling work: fewer moves on larger graphs.
+        budget = min(self.refine, max(16, REFINE_WORK // max(len(graph), 1)))
+        for _ in range(IMPROVE_ROUNDS):
+            before = best.result
+            if budget > 0:
+                refined, pins, spent = refine_placement(graph, cluster, best.result,
+                                                        best.priority, best.shares, budget)
+                budget -= spent
+                if better(refined, best.result):
+                    chosen = chosen if chosen.endswith("+refined") else f"{chosen}+refined"
+                    makespans[chosen] = refined.makespan
+                    best = _Candidate(refined, best.priority, best.shares, pins)
+            if self.iterate > 0:
+                r2, p2, pins2 = iterate_ranks(graph, cluster, best.result, best.priority,
+                                              best.shares, best.pins, 2 * self.iterate)
+                if r2.makespan < best.result.makespan:
+                    chosen = chosen if chosen.endswith("+iterated") else f"{chosen}+iterated"
+                    makespans[chosen] = r2.makespan
+                    best = _Candidate(r2, p2, best.shares, pins2)
+            if best.result is before:
+                break
+        return chosen, best
 
     def _candidates(self, graph: TaskGraph, cluster: Cluster, priority: np.ndarray,
                     share: np.ndarray, r: Ranks, mode: str) -> dict[str, _Candidate]:
-        """Simulate every candidate plan: name -> (schedule, priority, shares)."""
+        """Simulate every candidate plan (makespan only): name -> candidate."""
         found: dict[str, _Candidate] = {}
 
         def run(name: str, prio: np.ndarray, shares: np.ndarray | None,
                 workers: np.ndarray | None = None) -> None:
-            found[name] = (list_schedule(graph, cluster, prio, shares=shares, workers=workers),
-                           prio, shares)
+            res = list_makespan(graph, cluster, prio, shares=shares, workers=workers)
+            found[name] = _Candidate(res, prio, shares, workers)
 
         run("learned", priority, share)
         if mode == "one":
@@ -344,8 +381,9 @@ class GNNScheduler(Scheduler):
             return found
         if cluster.n_workers > 1 and len(graph.edge_src):
             seen: set[bytes] = set()
+            heaviest_first = np.argsort(-r.comm, kind="stable")
             for min_ratio, balance, fraction in CLUSTER_CANDIDATES:
-                pins = cluster_pins(graph, cluster, r, min_ratio, balance, fraction)
+                pins = cluster_pins(graph, cluster, r, min_ratio, balance, fraction, heaviest_first)
                 key = pins.tobytes()
                 if key in seen or (pins < 0).all():
                     continue
@@ -359,9 +397,9 @@ class GNNScheduler(Scheduler):
             best: _Candidate | None = None
             for _ in range(self.samples):
                 q = positive * np.exp(self.sigma * rng.standard_normal(len(graph)))
-                s = list_schedule(graph, cluster, q, shares=share)
-                if best is None or s.makespan < best[0].makespan:
-                    best = (s, q, share)
+                res = list_makespan(graph, cluster, q, shares=share)
+                if best is None or res.makespan < best.result.makespan:
+                    best = _Candidate(res, q, share, None)
             if best is not None:
                 found[f"sampled({self.samples})"] = best
         return found
@@ -371,8 +409,13 @@ class GNNScheduler(Scheduler):
         return self.plan(graph, cluster).schedule
 
 
-#: A simulated candidate: its schedule, the priority and the shares that produced it.
-_Candidate = tuple["Schedule", np.ndarray, "np.ndarray | None"]
+class _Candidate(NamedTuple):
+    """A simulated candidate: its plan and the priority, shares and pins that produced it."""
+
+    result: ListResult
+    priority: np.ndarray
+    shares: np.ndarray | None
+    pins: np.ndarray | None
 
 
 register_scheduler("gnn", GNNScheduler)
