@@ -226,15 +226,18 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[s
         f"torch uses 1 thread. Median of {args.reps} repetitions, modes alternated.",
         "",
         f"Machine: {platform.machine()}, 2 cores shared with other users (compare ratios within this "
-        f"run only); Python {platform.python_version()}. Load average (1 min) sampled after each "
-        f"search: {min(loads):.1f}-{max(loads):.1f} (median {statistics.median(loads):.1f}).",
+        f"run only); Python {platform.python_version()}. Load average (1 min): {loads[0]:.1f} before "
+        f"the benchmark; after each search {min(loads[1:], default=0):.1f}-{max(loads[1:], default=0):.1f} "
+        f"(median {statistics.median(loads[1:] or [0]):.1f}), the benchmark's own 1-2 busy "
+        "processes included (about 2 means nothing else ran).",
         "",
-        "| mode | wall time (s), median | runs | / plain Dask | best loss (median) | training on busiest worker |",
-        "|---|---|---|---|---|---|",
+        "| mode | wall time (s), median | runs | / plain Dask | waves (s), median each | best loss (median) "
+        "| training on busiest worker |",
+        "|---|---|---|---|---|---|---|",
     ]
     for m in MODES:
         if m in errors and not rows[m]:
-            lines.append(f"| {m} | failed: {errors[m][:120]} | 0 | | | |")
+            lines.append(f"| {m} | failed: {errors[m][:120]} | 0 | | | | |")
             continue
         if not rows[m]:
             continue
@@ -242,7 +245,8 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[s
         ratio = f"{med[m] / dask:.3f}" if dask else "n/a"
         best = statistics.median(r["best"] for r in rows[m])
         spread = statistics.median(r["spread"] for r in rows[m])
-        lines.append(f"| {m} | {med[m]:.2f} | {walls} | {ratio} | {best:.4f} | {spread:.0%} |")
+        waves = " + ".join(f"{statistics.median(w):.1f}" for w in zip(*(r["waves"] for r in rows[m])))
+        lines.append(f"| {m} | {med[m]:.2f} | {walls} | {ratio} | {waves} | {best:.4f} | {spread:.0%} |")
     if rows["sequential"]:
         per_trial = [statistics.median(r["seconds"][i] for r in rows["sequential"])
                      for i in range(args.trials)]
@@ -260,9 +264,12 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[s
         "",
         "'Training on busiest worker': the share of all training time spent on the most loaded "
         "worker (50% = evenly spread over 2 workers, 100% = every trial on one worker). Plain "
-        "Dask does not know that training is long: it keeps each trial next to its data, which "
-        "lives where the corpus was scattered, so trials tend to pile onto one worker; the plan "
-        "spreads them by cost.",
+        "Dask does not know which trial is long: it runs them in the order they were asked, on "
+        "the worker that holds their data, so a long trial that starts late ends the wave alone. "
+        "The plan starts the longest trials first and balances the rest around them (longest "
+        "processing time first). The plan is pinned (each task on its planned worker), so it "
+        "cannot follow a worker that another process on the machine slows down: measured ratios "
+        "are only meaningful when the load average stays near or below the 2 cores.",
         "",
         "Goal: planned (heft/gnn) <= 0.9x plain Dask. Best loss is the same in every mode when "
         "workers are processes (each has its own torch RNG); with --threads, concurrent trainings "
