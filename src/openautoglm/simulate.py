@@ -560,9 +560,13 @@ def _list_inputs(graph: TaskGraph, cluster: Cluster, et: np.ndarray, priority: A
         pin = _per_task("workers", workers, n, np.int64)
         if ((pin < -1) | (pin >= W)).any():
             raise ValueError(f"workers must be -1 (free) or a worker index 0..{W - 1}")
-        off = (pin[:, None] >= 0) & (pin[:, None] != np.arange(W)[None, :])
-        dur[off] = np.inf
-    bad = np.flatnonzero(~np.isfinite(dur).any(axis=1))
+        rows = np.flatnonzero(pin >= 0)
+        keep = dur[rows, pin[rows]]
+        dur[rows] = np.inf
+        dur[rows, pin[rows]] = keep
+    # Costs are finite (TaskGraph checks them): only cores can leave a task without a worker.
+    bad = (np.flatnonzero(~np.isfinite(dur).any(axis=1)) if cores is not None or shares is not None
+           else ())
     if len(bad):
         key = graph.tasks[bad[0]]
         raise ValueError(f"task {key!r} fits on no allowed worker: it needs more cores than its "

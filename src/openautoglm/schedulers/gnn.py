@@ -8,6 +8,7 @@
           learned      learned priority, shares, earliest-finish placement
           clusters     learned priority, heavy edges kept on one worker (pins)
           heft         upward rank, earliest-finish placement, one core per task
+          heft(comm xA) HEFT's placement planned with A times slower transfers (COMM_SCALES)
           heft+shares  upward rank with the learned shares (multi-core workers only)
           serial       upward rank, everything on the fastest worker, one core per task
           sampled      best of `samples` log-normal perturbations of the learned priority
@@ -59,7 +60,16 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gnn.pt"
 
 #: List-scheduling calls of the winner's improvement per graph: ``REFINE_WORK // n`` (bounded
 #: by ``refine`` and at least 16), so that phase costs about the same on every graph size.
-REFINE_WORK = 60_000
+REFINE_WORK = 40_000
+
+#: The improvement runs on the best TOP_K candidates of graphs up to WIDE_UP_TO tasks (each
+#: candidate also re-ranked); larger graphs improve the winner only.
+TOP_K = 3
+WIDE_UP_TO = 500
+
+#: Candidates placed by HEFT as if transfers took this many times longer (then simulated with
+#: the real network): placements that keep more data local.
+COMM_SCALES: tuple[float, ...] = (2.0, 4.0, 8.0)
 
 #: Most alternations of placement moves and re-ranking on the winner.
 IMPROVE_ROUNDS = 8
@@ -317,7 +327,9 @@ class GNNScheduler(Scheduler):
         if mode == "auto":
             mode = "all" if len(graph) <= self.full_up_to else "some"
         found = self._candidates(graph, cluster, priority, share, r, mode)
-        if mode == "all" and self.iterate > 0:
+        # Small graphs get the wider search: every candidate re-ranked, the best few improved.
+        wide = len(graph) <= WIDE_UP_TO
+        if mode == "all" and self.iterate > 0 and wide:
             for name, cand in list(found.items()):
                 r2, p2, pins2 = iterate_ranks(graph, cluster, cand.result, cand.priority,
                                               cand.shares, cand.pins, self.iterate)
@@ -327,7 +339,11 @@ class GNNScheduler(Scheduler):
         chosen = min(makespans, key=makespans.__getitem__)
         best = found[chosen]
         if mode == "all" and cluster.n_workers > 1:
-            chosen, best = self._improve(graph, cluster, chosen, best, makespans)
+            top = sorted(makespans, key=makespans.__getitem__)[:TOP_K if wide else 1]
+            for name in top:
+                nm, cand = self._improve(graph, cluster, name, found[name], makespans)
+                if better(cand.result, best.result) or name == chosen:
+                    chosen, best = nm, cand
         # Candidates are simulated as arrays; only the winner becomes a Schedule (same plan).
         schedule = list_schedule(graph, cluster, best.priority, shares=best.shares,
                                  workers=best.pins)
@@ -348,14 +364,15 @@ class GNNScheduler(Scheduler):
                     chosen = chosen if chosen.endswith("+refined") else f"{chosen}+refined"
                     makespans[chosen] = refined.makespan
                     best = _Candidate(refined, best.priority, best.shares, pins)
-            if self.iterate > 0:
+            if self.iterate > 0 and budget > 0:
+                budget -= 4 * self.iterate  # at most two calls per round
                 r2, p2, pins2 = iterate_ranks(graph, cluster, best.result, best.priority,
                                               best.shares, best.pins, 2 * self.iterate)
                 if r2.makespan < best.result.makespan:
                     chosen = chosen if chosen.endswith("+iterated") else f"{chosen}+iterated"
                     makespans[chosen] = r2.makespan
                     best = _Candidate(r2, p2, best.shares, pins2)
-            if best.result is before:
+            if best.result is before or budget <= 0:
                 break
         return chosen, best
 
@@ -379,6 +396,13 @@ class GNNScheduler(Scheduler):
         run("serial", r.rank_u, None, np.full(len(graph), fastest, dtype=np.int64))
         if mode != "all":
             return found
+        if cluster.n_workers > 1 and len(graph.edge_src) and np.isfinite(cluster.bandwidth):
+            # Placements planned as if the network were slower, then simulated as it is.
+            from openautoglm.cluster import Cluster as _C
+            for alpha in COMM_SCALES:
+                slow = _C(cluster.speeds, cluster.bandwidth / alpha, cluster.cores)
+                pins = list_makespan(graph, slow, r.rank_u).worker
+                run(f"heft(comm x{alpha:g})", r.rank_u, None, pins)
         if cluster.n_workers > 1 and len(graph.edge_src):
             seen: set[bytes] = set()
             heaviest_first = np.argsort(-r.comm, kind="stable")
