@@ -192,14 +192,11 @@ def _chain_moves(graph: TaskGraph, cluster: Cluster, plan: ListResult, comm: np.
 
 
 def better(a: ListResult, b: ListResult) -> bool:
-    """Smaller makespan; on a tie, smaller total finish time (a way off the plateaus)."""
-    tol = 1e-12 * b.makespan
-    if a.makespan < b.makespan - tol:
+    """Whether plan ``a`` beats ``b``: a smaller makespan, or the same makespan (never a larger
+    one) and a smaller total finish time, which walks the search off makespan plateaus."""
+    if a.makespan < b.makespan * (1 - 1e-12):
         return True
-    return TIE_BREAK and a.makespan <= b.makespan + tol and a.finish.sum() < b.finish.sum() * (1 - 1e-9)
-
-
-TIE_BREAK = True
+    return a.makespan <= b.makespan and a.finish.sum() < b.finish.sum() * (1 - 1e-9)
 
 
 def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, priority: np.ndarray,
@@ -207,13 +204,16 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
                      ) -> tuple[ListResult, np.ndarray, int]:
     """Local search over placements, each move checked by the list scheduler.
 
-    Walks back from the task that finishes last; wherever a task waited for data from another
-    worker, it tries that task on the sender's worker (and the sender on the task's worker);
-    then it tries offloading the tasks with the least data per second of work to the least
-    busy workers. Every other placement is kept (pins). Each try is one makespan-only
-    list-scheduling call (:func:`~openautoglm.simulate.list_makespan`); the first improvement
-    is kept and the search restarts from it, until ``budget`` calls are spent or no move
-    improves.
+    Moves, in this order: empty one of the two least busy workers onto a worker it exchanges
+    much data with (or the idlest one); walk back from the task that finishes last and,
+    wherever a task waited for data from another worker, try that task on the sender's worker
+    (and the sender on the task's worker); for the heaviest edges between workers, move one
+    endpoint's local group (tasks joined by same-worker edges) to the other's worker; offload
+    the tasks with the least data per second of work to the least busy workers. Every other
+    placement is kept (pins). Each try is one makespan-only list-scheduling call
+    (:func:`~openautoglm.simulate.list_makespan`); the first move that is :func:`better`
+    (a shorter makespan, or the same and a smaller total finish time) is kept and the search
+    restarts from it, until ``budget`` calls are spent or no move helps.
 
     Args:
         graph: The task graph.
