@@ -9,6 +9,7 @@
           clusters     learned priority, heavy edges kept on one worker (pins)
           heft         upward rank, earliest-finish placement, one core per task
           heft(comm xA) HEFT's placement planned with A times slower transfers (COMM_SCALES)
+          linear       upward rank, heaviest paths kept on one worker (linear clustering)
           heft+shares  upward rank with the learned shares (multi-core workers only)
           serial       upward rank, everything on the fastest worker, one core per task
           sampled      best of `samples` log-normal perturbations of the learned priority
@@ -53,7 +54,8 @@ if TYPE_CHECKING:
     from openautoglm.model import SchedulerGCN
     from openautoglm.simulate import ListResult, Schedule
 
-__all__ = ["DEFAULT_WEIGHTS", "GNNPlan", "GNNScheduler", "cluster_pins", "load_model"]
+__all__ = ["DEFAULT_WEIGHTS", "GNNPlan", "GNNScheduler", "cluster_pins", "linear_pins",
+           "load_model"]
 
 #: The shipped weights (trained by ``openautoglm train-scheduler``).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gnn.pt"
@@ -63,9 +65,12 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gnn.pt"
 REFINE_WORK = 40_000
 
 #: The improvement runs on the best TOP_K candidates of graphs up to WIDE_UP_TO tasks (each
-#: candidate also re-ranked); larger graphs improve the winner only.
-TOP_K = 3
+#: candidate also re-ranked, linear clusters added); larger graphs improve the winner only.
+TOP_K = 4
 WIDE_UP_TO = 500
+
+#: Fractions of the workers the linear-clustering candidates use (graphs up to WIDE_UP_TO).
+LINEAR_FRACTIONS: tuple[float, ...] = (1.0, 0.5, 0.25)
 
 #: Candidates placed by HEFT as if transfers took this many times longer (then simulated with
 #: the real network): placements that keep more data local.
@@ -204,8 +209,13 @@ def cluster_pins(
         heaviest_first = np.argsort(-r.comm, kind="stable")
     order = heaviest_first[heavy[heaviest_first]]
     roots = merge_clusters(src[order], dst[order], w, cap)
+    return _map_clusters(graph, cluster, roots, k)
+
+
+def _map_clusters(graph: TaskGraph, cluster: Cluster, roots: np.ndarray, k: int) -> np.ndarray:
+    """Clusters (a root per task) onto the fastest ``k`` workers, largest first (LPT)."""
+    n = len(graph)
     sizes = np.bincount(roots, minlength=n)
-    # The k workers that run the whole graph fastest; clusters go largest first (LPT).
     exec_time = np.asarray(graph.exec_time(cluster))
     workers = np.argsort(exec_time.sum(axis=0), kind="stable")[:k]
     cluster_work = np.bincount(roots, weights=exec_time[:, workers].mean(axis=1) if n else None,
@@ -225,6 +235,63 @@ def cluster_pins(
         load_l[j] += cw
         target[root] = workers[j]
     return target[roots]
+
+
+def linear_pins(graph: TaskGraph, cluster: Cluster, r: Ranks, worker_fraction: float = 1.0
+                ) -> np.ndarray:
+    """Linear clustering: peel off the heaviest remaining paths as clusters, then map them.
+
+    Tasks are taken by ``rank_u + rank_d`` (critical first); from each task not clustered yet
+    the path follows the unclustered successor with the largest transfer time plus upward
+    rank, and the whole path becomes one cluster. Clusters go onto the fastest
+    ``ceil(worker_fraction * W)`` workers as in :func:`cluster_pins`.
+
+    Args:
+        graph: The task graph.
+        cluster: The cluster.
+        r: The graph's :func:`~openautoglm.features.ranks` on ``cluster``.
+        worker_fraction: Fraction of the workers to use.
+
+    Returns:
+        Int array (n,): the worker of each task, or -1 where the list scheduler chooses.
+
+    Source: linear clustering, Kim & Browne (ICPP 1988).
+
+    Example:
+        >>> import networkx as nx
+        >>> from openautoglm.graph import TaskGraph
+        >>> from openautoglm.cluster import Cluster
+        >>> from openautoglm.features import ranks
+        >>> G = nx.DiGraph()
+        >>> G.add_nodes_from([(k, {"cost": 1.0}) for k in "abcd"])
+        >>> G.add_edges_from([("a", "b", {"size": 9.0}), ("c", "d", {"size": 9.0})])
+        >>> g, c = TaskGraph.from_networkx(G), Cluster.homogeneous(2)
+        >>> pins = linear_pins(g, c, ranks(g, c)).tolist()
+        >>> pins[g.index["a"]] == pins[g.index["b"]] != pins[g.index["c"]] == pins[g.index["d"]]
+        True
+    """
+    n = len(graph)
+    roots = np.full(n, -1, dtype=np.int64)
+    ptr, idx = graph.succ_ptr.tolist(), graph.succ_idx.tolist()
+    gain = (np.asarray(graph.succ_size) / cluster.bandwidth).tolist()
+    ru = r.rank_u.tolist()
+    rl = roots.tolist()
+    for s in np.argsort(-(r.rank_u + r.rank_d), kind="stable").tolist():
+        if rl[s] >= 0:
+            continue
+        i = s
+        while True:
+            rl[i] = s
+            best, bv = -1, -1.0
+            for e in range(ptr[i], ptr[i + 1]):
+                j = idx[e]
+                if rl[j] < 0 and gain[e] + ru[j] > bv:
+                    best, bv = j, gain[e] + ru[j]
+            if best < 0:
+                break
+            i = best
+    k = max(1, min(cluster.n_workers, math.ceil(worker_fraction * cluster.n_workers)))
+    return _map_clusters(graph, cluster, np.asarray(rl, dtype=np.int64), k)
 
 
 class GNNScheduler(Scheduler):
@@ -413,6 +480,10 @@ class GNNScheduler(Scheduler):
                     continue
                 seen.add(key)
                 run(f"clusters(r={min_ratio:g},b={balance:g},k={fraction:g})", priority, share, pins)
+        if cluster.n_workers > 1 and len(graph.edge_src) and len(graph) <= WIDE_UP_TO:
+            for fraction in LINEAR_FRACTIONS:
+                pins = linear_pins(graph, cluster, r, fraction)
+                run(f"linear(k={fraction:g})", r.rank_u, None, pins)
         if self.samples > 0:
             # Sampling around the learned priority (the policy's stochastic decoding), seeded.
             rng = np.random.default_rng(self.seed)
