@@ -80,14 +80,16 @@ def _downward(w, ptr, idx, cb):  # pragma: no cover - compiled
 
 
 def ranks(direction: str, w: np.ndarray, ptr: np.ndarray, idx: np.ndarray, cb: np.ndarray
-          ) -> np.ndarray | None:
-    """Compiled upward/downward rank over the pred CSR; None when numba is unavailable."""
+          ) -> np.ndarray:
+    """Upward/downward rank over the pred CSR: compiled when numba is there, else the same loop."""
+    name = "_upward" if direction == "up" else "_downward"
     if not HAVE_NUMBA:
-        return None
+        # Uncompiled, the loop reads Python lists faster than numpy scalars.
+        return np.asarray(globals()[name](list(map(float, w)), ptr.tolist(), idx.tolist(),
+                                          list(map(float, cb))), dtype=np.float64)
     _compile()
-    fn = globals()["_upward" if direction == "up" else "_downward"]
-    return fn(np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
-              np.ascontiguousarray(cb, dtype=np.float64))
+    return globals()[name](np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
+                           np.ascontiguousarray(cb, dtype=np.float64))
 
 
 def _find(parent, i):  # pragma: no cover - compiled

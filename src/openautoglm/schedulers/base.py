@@ -159,26 +159,7 @@ def upward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | None
         [4.0, 1.0]
     """
     cb_arr = cbar_pred if cbar_pred is not None else np.zeros(len(graph.pred_idx))
-    fast = _list_kernel.ranks("up", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
-    if fast is not None:
-        return fast
-    n = len(graph)
-    # Push each node's final rank into its parents (pred CSR), walking the order backwards.
-    best = [0.0] * n
-    rank = [0.0] * n
-    w = wbar.tolist()
-    ptr = graph.pred_ptr.tolist()
-    idx = graph.pred_idx.tolist()
-    cb = cbar_pred.tolist() if cbar_pred is not None else [0.0] * len(idx)
-    for i in range(n - 1, -1, -1):
-        r = w[i] + best[i]
-        rank[i] = r
-        for e in range(ptr[i], ptr[i + 1]):
-            j = idx[e]
-            v = r + cb[e]
-            if v > best[j]:
-                best[j] = v
-    return np.asarray(rank)
+    return _list_kernel.ranks("up", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
 
 
 def downward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | None = None
@@ -193,21 +174,4 @@ def downward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | No
         [0.0, 3.0]
     """
     cb_arr = cbar_pred if cbar_pred is not None else np.zeros(len(graph.pred_idx))
-    fast = _list_kernel.ranks("down", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
-    if fast is not None:
-        return fast
-    n = len(graph)
-    rank = [0.0] * n
-    w = wbar.tolist()
-    ptr = graph.pred_ptr.tolist()
-    idx = graph.pred_idx.tolist()
-    cb = cbar_pred.tolist() if cbar_pred is not None else [0.0] * len(idx)
-    for i in range(n):
-        r = 0.0
-        for e in range(ptr[i], ptr[i + 1]):
-            j = idx[e]
-            v = rank[j] + w[j] + cb[e]
-            if v > r:
-                r = v
-        rank[i] = r
-    return np.asarray(rank)
+    return _list_kernel.ranks("down", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
