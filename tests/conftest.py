@@ -1,12 +1,21 @@
 """Shared fixtures: the HEFT paper's example graph, real traces, small graph shapes."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import networkx as nx
 import pytest
+from hypothesis import settings
 
 import openautoglm as oag
+
+# Property tests: the same examples on every run by default, so a CI result is reproducible
+# (and a red run is never a roll of the dice); HYPOTHESIS_PROFILE=explore draws fresh examples
+# each run, to hunt for new counterexamples locally (add --hypothesis-seed=N to replay one).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / ".." / "shared" / "workflows"
 

@@ -79,14 +79,20 @@ def _downward(w, ptr, idx, cb):  # pragma: no cover - compiled
     return rank
 
 
+def _python(name: str) -> Any:
+    """The uncompiled function of a helper (after ``_compile`` the global is a numba dispatcher)."""
+    f = globals()[name]
+    return getattr(f, "py_func", f)
+
+
 def ranks(direction: str, w: np.ndarray, ptr: np.ndarray, idx: np.ndarray, cb: np.ndarray
           ) -> np.ndarray:
     """Upward/downward rank over the pred CSR: compiled when numba is there, else the same loop."""
     name = "_upward" if direction == "up" else "_downward"
     if not HAVE_NUMBA:
         # Uncompiled, the loop reads Python lists faster than numpy scalars.
-        return np.asarray(globals()[name](list(map(float, w)), ptr.tolist(), idx.tolist(),
-                                          list(map(float, cb))), dtype=np.float64)
+        return np.asarray(_python(name)(list(map(float, w)), ptr.tolist(), idx.tolist(),
+                                        list(map(float, cb))), dtype=np.float64)
     _compile()
     return globals()[name](np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
                            np.ascontiguousarray(cb, dtype=np.float64))
@@ -123,7 +129,7 @@ def merge_clusters(src: np.ndarray, dst: np.ndarray, work: np.ndarray, cap: floa
                                    np.ascontiguousarray(dst, np.int64),
                                    np.array(work, dtype=np.float64), float(cap),
                                    np.empty(n, dtype=np.int64))
-    roots = _merge(list(range(n)), np.asarray(src).tolist(), np.asarray(dst).tolist(),
+    roots = _python("_merge")(list(range(n)), np.asarray(src).tolist(), np.asarray(dst).tolist(),
                    np.asarray(work, dtype=np.float64).tolist(), float(cap), [0] * n)
     return np.asarray(roots, dtype=np.int64)
 

@@ -23,8 +23,8 @@ elsewhere, so the transfer is paid only then. ``M`` is an upper bound on any mak
 considering (the best of HEFT and "everything on one worker"), and ``C <= M``. Identical workers
 are interchangeable, so the ``k``-th of a group may only host tasks with index ``>= k``
 (symmetry breaking). The solution is turned into a :class:`~openautoglm.simulate.Schedule` by
-replaying its worker assignment and start order with every task as early as possible, which can
-only shorten it, so the result is exact for the simulator's own arithmetic.
+replaying its worker assignment and interval order (midpoints) with every task as early as
+possible, which can only shorten it, so the result is exact for the simulator's own arithmetic.
 
 HiGHS (via ``scipy.optimize.milp``) proves optimality within seconds for n <= 12 and a few
 workers; the time grows exponentially beyond that, so larger graphs are refused.
@@ -86,14 +86,15 @@ def replay(p: np.ndarray, edges: list[tuple[int, int, float]], worker: np.ndarra
     """Start every task as early as its worker and its data allow, in ``order_key`` order.
 
     Tasks are taken ready-first (all parents placed), smallest ``order_key`` first, and appended
-    to their worker. With ``order_key`` the starts of a feasible schedule, no task starts later
-    than it did there (induction over the order), so the makespan can only shrink.
+    to their worker. With an ``order_key`` that follows each worker's sequence and every edge in a
+    feasible schedule (the midpoints of its intervals do), no task starts later than it did there
+    (induction over the order), so the makespan can only shrink.
 
     Args:
         p: (n, W) run times.
         edges: ``(parent, child, transfer)`` with transfer paid across workers.
         worker: (n,) worker of each task.
-        order_key: (n,) sort key, e.g. the planned starts.
+        order_key: (n,) sort key, e.g. the midpoints of the planned intervals.
 
     Returns:
         ``(start, finish)`` arrays.
@@ -353,7 +354,12 @@ class MILPScheduler(Scheduler):
                 f"MILPScheduler: no optimality proof within time_limit={self.time_limit}s "
                 f"(best {result.makespan:.6g}, bound {result.bound:.6g}); raise time_limit or "
                 "pass allow_suboptimal=True")
-        start, _ = replay(p, edges, result.worker, result.start)
+        # Order by the midpoint of each solver interval: on one worker the intervals do not
+        # overlap, so midpoints follow the worker's sequence even where a zero-length task shares
+        # its start with a long one (ordering by start alone would put it behind the long one),
+        # and they stay ordered under the solver's small rounding errors.
+        mid = result.start + p[np.arange(n), result.worker] / 2
+        start, _ = replay(p, edges, result.worker, mid)
         s = Schedule(graph, cluster)
         for i in sorted(range(n), key=lambda i: (start[i], i)):
             s.add(graph.tasks[i], int(result.worker[i]), float(start[i]))
