@@ -10,7 +10,7 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from openautoglm.cluster import Cluster
@@ -128,8 +128,19 @@ def tiny_instances(draw):
     return TaskGraph.from_networkx(G), Cluster(speeds=speeds, bandwidth=bandwidth)
 
 
+def _zero_length_beside_long() -> tuple[TaskGraph, Cluster]:
+    """A CI counterexample: zero-cost t2 feeds t3, the solver starts t1 (cost 1) and t2 together
+    on one worker; replaying by start put t2 (and so t3) behind t1: makespan 2, optimum 1."""
+    G = nx.DiGraph()
+    for k, cost in (("t0", 0), ("t1", 1), ("t2", 0), ("t4", 0), ("t3", 1)):
+        G.add_node(k, cost=cost)
+    G.add_edge("t2", "t3", size=0)
+    return TaskGraph.from_networkx(G), Cluster(speeds=[1.0, 1.0], bandwidth=1.0)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tiny_instances())
+@example(_zero_length_beside_long())
 def test_equals_brute_force(instance):
     g, c = instance
     s = MILPScheduler().schedule(g, c)
