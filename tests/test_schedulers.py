@@ -4,7 +4,7 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import openautoglm as oag
@@ -269,6 +269,9 @@ def test_relabelling_tasks_keeps_the_makespan(gc, policy):
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 20), st.floats(0.1, 5), st.integers(1, 3)), max_size=12),
        st.floats(0, 25), st.floats(0.01, 6), st.integers(1, 3))
+# Found by a seed sweep: a start 2e-16 late made the task overlap the next one by rounding only;
+# the search skipped the gap (start 2) where the checks accept it (start 2e-16).
+@example(existing=[(1.0, 1.0, 1)], t=1.9690597016829656e-16, d=1.0, k=3)
 def test_earliest_start_is_the_earliest_fitting_slot(existing, t, d, k):
     """The timeline search agrees with brute force over every candidate start time."""
     G = nx.DiGraph()

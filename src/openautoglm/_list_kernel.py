@@ -32,6 +32,9 @@ HAVE_NUMBA = (importlib.util.find_spec("numba") is not None
 _HELPERS = ("_less", "_push", "_pop", "_bisect_right", "_earliest", "_insert", "_delete",
             "_occupy", "_kernel", "_upward", "_downward", "_find", "_merge")
 _compiled: Any = None
+#: Relative tolerance of the timelines (``simulate._REL_TOL``): a step that begins within
+#: rounding of a task's end does not block it.
+REL_TOL = 1e-9
 
 
 def _compile() -> Any:
@@ -196,6 +199,7 @@ def _earliest(T, U, n, t, d, k, C):  # pragma: no cover - compiled
             t = T[i]
             continue
         e = t + d
+        e -= REL_TOL * max(1.0, abs(e))
         j = i + 1
         blocked = False
         while j < n and T[j] < e:

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 __all__ = ["Placement", "Schedule", "InvalidScheduleError", "ListResult", "lower_bound",
            "list_makespan", "list_schedule", "task_durations"]
 
-_REL_TOL = 1e-9
+#: Overlaps and gaps within this relative tolerance are rounding, not conflicts: the search for
+#: a start (both engines) and the validity checks use the same one.
+_REL_TOL = _list_kernel.REL_TOL
 
 
 def _tol(t: float) -> float:
@@ -299,6 +301,7 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
                 t = T[i]
                 continue
             e = t + d
+            e -= _tol(e)  # a step that begins within rounding of the end does not block
             j = i + 1
             while j < n and T[j] < e:
                 if U[j] + k > C:
