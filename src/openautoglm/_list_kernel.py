@@ -192,7 +192,7 @@ def _bisect_right(a, n, x):  # pragma: no cover - compiled
 def _earliest(T, U, n, t, d, k, C):  # pragma: no cover - compiled
     if d <= 0.0:
         return t
-    i = _bisect_right(T, n, t) - 1
+    i = _bisect_right(T, n, t + REL_TOL * max(1.0, abs(t))) - 1
     while True:
         if U[i] + k > C:
             i += 1

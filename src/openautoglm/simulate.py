@@ -293,7 +293,7 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
             return t
         T, U = self._T[w], self._U[w]
         n = len(T)
-        i = bisect_right(T, t) - 1
+        i = bisect_right(T, t + _tol(t)) - 1  # a step ending within rounding after t is over
         while True:
             if U[i] + k > C:
                 # The last step is idle, so a blocked step always has a successor.
