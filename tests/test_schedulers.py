@@ -272,6 +272,7 @@ def test_relabelling_tasks_keeps_the_makespan(gc, policy):
 # Found by a seed sweep: a start 2e-16 late made the task overlap the next one by rounding only;
 # the search skipped the gap (start 2) where the checks accept it (start 2e-16).
 @example(existing=[(1.0, 1.0, 1)], t=1.9690597016829656e-16, d=1.0, k=3)
+@example(existing=[(4.7550355592677524e-14, 1.0, 1)], t=1.0, d=1.0, k=3)  # busy step ends 5e-14 late
 def test_earliest_start_is_the_earliest_fitting_slot(existing, t, d, k):
     """The timeline search agrees with brute force over every candidate start time."""
     G = nx.DiGraph()
