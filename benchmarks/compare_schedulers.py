@@ -428,8 +428,9 @@ def main() -> None:
            "`gnn`: learned priorities and shares plus placement candidates (heft, serial on the "
            "fastest worker, heavy-edge clusters on all or fewer workers, HEFT placements planned "
            "with slower transfers, samples around the learned priorities), each re-ranked by its "
-           "realised upward rank (iterative list scheduling); the best few improved by placement "
-           "moves alternating with re-ranking, all judged in the simulator. `gnn one-shot`: the learned priorities and shares alone, one list-scheduling "
+           "realised upward rank (iterative list scheduling); the best few improved by iterated "
+           "local search (placement moves alternating with re-ranking, then seeded kicks of the "
+           "realised rank), all judged in the simulator. `gnn one-shot`: the learned priorities and shares alone, one list-scheduling "
            "call. `search-K`: best of K perturbed HEFT rankings. `serial`: everything on the fastest worker.", ""]
     rr: dict = {}
     tr: dict = {}

@@ -36,8 +36,8 @@ from openautoglm.graph import TaskGraph
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Placement", "Schedule", "InvalidScheduleError", "ListResult", "lower_bound",
-           "list_makespan", "list_schedule", "task_durations"]
+__all__ = ["Placement", "Schedule", "InvalidScheduleError", "ListEvaluator", "ListResult",
+           "lower_bound", "list_makespan", "list_schedule", "task_durations"]
 
 #: Overlaps and gaps within this relative tolerance are rounding, not conflicts: the search for
 #: a start (both engines) and the validity checks use the same one.
@@ -529,6 +529,58 @@ def list_makespan(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         worker, start, finish = out
     makespan = float(finish.max()) if len(finish) else 0.0
     return ListResult(makespan, worker, start, finish)
+
+
+class ListEvaluator:
+    """:func:`list_makespan` on one graph for many priorities and pins, inputs checked once.
+
+    ``ev(priority, workers)`` returns the same plan as ``list_makespan(graph, cluster,
+    priority, shares=shares, workers=workers)`` (the tests compare them) without re-checking
+    the arguments or recomputing the run times: what a search that simulates thousands of
+    candidate plans of one graph calls. Without numba it calls :func:`list_makespan`.
+
+    Args:
+        graph: The task graph.
+        cluster: The cluster.
+        shares: Share of a worker's cores per task (as :func:`list_schedule`), or ``None``.
+
+    Attributes:
+        calls: Plans simulated so far.
+
+    Example:
+        >>> import networkx as nx
+        >>> G = nx.DiGraph([("a", "b"), ("a", "c")]); nx.set_node_attributes(G, 1.0, "cost")
+        >>> ev = ListEvaluator(TaskGraph.from_networkx(G), Cluster.homogeneous(2))
+        >>> ev(np.array([2.0, 1.0, 0.0]), np.array([0, 1, 1])).makespan, ev.calls
+        (3.0, 1)
+    """
+
+    def __init__(self, graph: TaskGraph, cluster: Cluster, shares: Any = None) -> None:
+        self.graph, self.cluster, self.shares = graph, cluster, shares
+        n = len(graph)
+        _, self._K, self._dur = _list_inputs(graph, cluster, graph.exec_time(cluster),
+                                             np.zeros(n), None, shares, None, "auto")
+        self._comm = np.ascontiguousarray(graph.pred_size / cluster.bandwidth, dtype=np.float64)
+        self._cols = np.arange(cluster.n_workers)[None, :]
+        self.calls = 0
+
+    def __call__(self, priority: np.ndarray, workers: np.ndarray | None = None) -> ListResult:
+        """Simulate one plan: ``priority`` (float, per task), ``workers`` (-1: free) or None."""
+        self.calls += 1
+        g = self.graph
+        out = None
+        if _list_kernel.HAVE_NUMBA and len(g):
+            dur = self._dur
+            if workers is not None:
+                pin = workers[:, None]
+                dur = np.where((pin < 0) | (self._cols == pin), dur, np.inf)
+            out = _list_kernel.run_list(priority, self._K, dur, self.cluster.cores, g.pred_ptr,
+                                        g.pred_idx, self._comm, g.succ_ptr, g.succ_idx, True,
+                                        arrays_only=True)
+        if out is None:
+            return list_makespan(g, self.cluster, priority, shares=self.shares, workers=workers)
+        worker, start, finish = out
+        return ListResult(float(finish.max()), worker, start, finish)
 
 
 def _list_inputs(graph: TaskGraph, cluster: Cluster, et: np.ndarray, priority: Any, cores: Any,

@@ -14,10 +14,14 @@
           serial       upward rank, everything on the fastest worker, one core per task
           sampled      best of `samples` log-normal perturbations of the learned priority
           +iterated    each of them re-ranked by its realised upward rank (`iterate` rounds)
-        --> the candidate with the smallest simulated makespan --> improved: placement moves
-            (critical chain next to its late data, chains across heavy cut edges, emptying a
-            lightly used worker, offloading) alternating with re-ranking, within a budget of
-            REFINE_WORK // n list-scheduling calls --> its Schedule (one list_schedule call)
+        --> the best TOP_K candidates, each improved by iterated local search
+            (search.iterated_search): placement moves (critical chain next to its late data,
+            critical-path tasks onto their parents' workers, chains and local groups across
+            heavy cut edges, emptying a lightly used worker, offloading) alternating with
+            re-ranking, two descents (restarting after each accepted move, and sweeping on),
+            then kicks (realised rank times log-normal noise, re-ranked, refined when better),
+            within 2 x REFINE_WORK // n list-scheduling calls each (one descent, REFINE_WORK // n,
+            above WIDE_UP_TO tasks) --> the best plan --> its Schedule (one list_schedule call)
 
 Order alone cannot win when communication dominates (CCR 10): the data of a chain should not
 cross the network. The cluster candidates merge the endpoints of the heaviest edges into
@@ -45,7 +49,7 @@ import numpy as np
 from openautoglm._list_kernel import merge_clusters
 from openautoglm.features import FEATURE_NAMES, Ranks, graph_features
 from openautoglm.schedulers.base import Scheduler, register_scheduler
-from openautoglm.search import better, iterate_ranks, refine_placement  # registers "heft_search"
+from openautoglm.search import better, iterate_ranks, iterated_search  # registers "heft_search"
 from openautoglm.simulate import list_makespan, list_schedule
 
 if TYPE_CHECKING:
@@ -60,8 +64,9 @@ __all__ = ["DEFAULT_WEIGHTS", "GNNPlan", "GNNScheduler", "cluster_pins", "linear
 #: The shipped weights (trained by ``openautoglm train-scheduler``).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "gnn.pt"
 
-#: List-scheduling calls of the winner's improvement per graph: ``REFINE_WORK // n`` (bounded
-#: by ``refine`` and at least 16), so that phase costs about the same on every graph size.
+#: List-scheduling calls of one descent of a candidate's improvement: ``REFINE_WORK // n``
+#: (bounded by ``refine`` and at least 16), so that phase costs about the same on every graph
+#: size; graphs up to WIDE_UP_TO tasks get twice that (two descents, then kicks).
 REFINE_WORK = 40_000
 
 #: The improvement runs on the best TOP_K candidates of graphs up to WIDE_UP_TO tasks (each
@@ -76,7 +81,7 @@ LINEAR_FRACTIONS: tuple[float, ...] = (1.0, 0.5, 0.25)
 #: the real network): placements that keep more data local.
 COMM_SCALES: tuple[float, ...] = (2.0, 4.0, 8.0)
 
-#: Most alternations of placement moves and re-ranking on the winner.
+#: Most alternations of placement moves and re-ranking in one descent.
 IMPROVE_ROUNDS = 8
 
 #: (min_ratio, balance, fraction of workers) of the placement-cluster candidates.
@@ -305,11 +310,12 @@ class GNNScheduler(Scheduler):
         samples: Priority vectors sampled around the learned one (log-normal noise) and
             simulated, in the full candidate set (0: none).
         sigma: Scale of that noise.
-        refine: Most list-scheduling calls spent improving the winning plan (placement moves
-            of :func:`~openautoglm.search.refine_placement` alternating with re-ranking);
-            graphs over ``REFINE_WORK / refine`` tasks get ``max(16, REFINE_WORK // n)``
+        refine: Most list-scheduling calls of one descent of a candidate's improvement
+            (:func:`~openautoglm.search.iterated_search`: placement moves alternating with
+            re-ranking, then kicks); graphs over ``REFINE_WORK / refine`` tasks get
+            ``max(16, REFINE_WORK // n)``; graphs up to ``WIDE_UP_TO`` tasks twice that
             (0: none).
-        seed: Seed of the sampling (the plan is deterministic for a seed).
+        seed: Seed of the sampling and of the kicks (the plan is deterministic for a seed).
         iterate: Rounds of iterative list scheduling applied to every candidate: re-rank by
             the candidate's realised upward rank (:func:`~openautoglm.search.iterate_ranks`),
             kept when it improves (0: none).
@@ -418,30 +424,21 @@ class GNNScheduler(Scheduler):
 
     def _improve(self, graph: TaskGraph, cluster: Cluster, chosen: str, best: _Candidate,
                  makespans: dict[str, float]) -> tuple[str, _Candidate]:
-        """Alternate placement moves and re-ranking on the winner while either improves."""
-        # A fixed budget of list-scheduling work: fewer moves on larger graphs.
+        """Iterated local search (placement moves, re-ranking, kicks) on one candidate."""
+        # A fixed budget of list-scheduling work: fewer simulations on larger graphs. Small
+        # graphs get both descents (each with that budget), larger ones the restarting one.
         budget = min(self.refine, max(16, REFINE_WORK // max(len(graph), 1)))
-        for _ in range(IMPROVE_ROUNDS):
-            before = best.result
-            if budget > 0:
-                refined, pins, spent = refine_placement(graph, cluster, best.result,
-                                                        best.priority, best.shares, budget)
-                budget -= spent
-                if better(refined, best.result):
-                    chosen = chosen if chosen.endswith("+refined") else f"{chosen}+refined"
-                    makespans[chosen] = refined.makespan
-                    best = _Candidate(refined, best.priority, best.shares, pins)
-            if self.iterate > 0 and budget > 0:
-                budget -= 4 * self.iterate  # at most two calls per round
-                r2, p2, pins2 = iterate_ranks(graph, cluster, best.result, best.priority,
-                                              best.shares, best.pins, 2 * self.iterate)
-                if r2.makespan < best.result.makespan:
-                    chosen = chosen if chosen.endswith("+iterated") else f"{chosen}+iterated"
-                    makespans[chosen] = r2.makespan
-                    best = _Candidate(r2, p2, best.shares, pins2)
-            if best.result is before or budget <= 0:
-                break
-        return chosen, best
+        if budget <= 0:
+            return chosen, best
+        wide = len(graph) <= WIDE_UP_TO
+        res, prio, pins, _ = iterated_search(graph, cluster, best.result, best.priority,
+                                             best.shares, best.pins, budget * (2 if wide else 1),
+                                             seed=self.seed, rounds=IMPROVE_ROUNDS,
+                                             sweep=None if wide else False)
+        if not better(res, best.result):
+            return chosen, best
+        makespans[f"{chosen}+search"] = res.makespan
+        return f"{chosen}+search", _Candidate(res, prio, best.shares, pins)
 
     def _candidates(self, graph: TaskGraph, cluster: Cluster, priority: np.ndarray,
                     share: np.ndarray, r: Ranks, mode: str) -> dict[str, _Candidate]:
