@@ -15,7 +15,7 @@ first wave is every random startup trial at once, later ones are TPE batches (co
 Before the real runs, the simulator says whether the configuration leaves a plan room to win:
 the waves' graphs with the trial times measured in the sequential runs, planned by HEFT (longest
 trials first, balanced) vs FIFO in trial order (a greedy executor with no cost knowledge), and
-HEFT's plan made from the cost *hints* but replayed with the measured times (what the engine's
+HEFT's and the GCN's plans made from the cost *hints* but replayed with the measured times (what the engine's
 pinned plan does when the hints are off).
 
 Goal (issue 6): planned <= 0.9x plain Dask wall time; best loss equal within noise.
@@ -123,8 +123,9 @@ def simulated(seconds: list[float], hints: list[float], workers: int) -> dict[st
     """Makespans of one wave with the trial times measured in sequential runs (train + evaluate).
 
     ``heft``/``gnn``/``fifo`` plan with the measured times themselves: FIFO in trial order is a
-    greedy executor that knows no costs. ``heft (hints)`` is HEFT's plan made from the cost
-    hints (worker and order per task, as the engine pins them) replayed with the measured times.
+    greedy executor that knows no costs. ``heft (hints)``/``gnn (hints)`` are the plans made
+    from the cost hints (worker and order per task, as the engine pins them) replayed with the
+    measured times.
     Identical workers, no transfer cost, no noise: what ordering and placement alone are worth.
     """
     from openautoglm import Cluster, schedule
@@ -132,8 +133,8 @@ def simulated(seconds: list[float], hints: list[float], workers: int) -> dict[st
     cluster = Cluster.homogeneous(workers)
     graph = wave_graph(seconds)
     out = {p: schedule(graph, cluster, policy=p).makespan for p in ("heft", "gnn", "fifo")}
-    plan = schedule(wave_graph(hints), cluster, policy="heft")
-    out["heft (hints)"] = replay(plan, graph)
+    for p in ("heft", "gnn"):
+        out[f"{p} (hints)"] = replay(schedule(wave_graph(hints), cluster, policy=p), graph)
     return out
 
 

@@ -74,10 +74,10 @@ def test_schedules_validate_and_never_lose_to_heft_or_serial(gc):
     plan = GNNScheduler().plan(g, c)
     assert_valid_schedule(plan.schedule)
     # Candidates are simulated as arrays; the Schedule built for the winner is the same plan.
-    # The winner is the least makespan up to ties within 1e-12 (search.better then prefers the
-    # smaller total finish time, so it may be an ulp above the least).
+    # The winner is the least makespan up to rounding ties (search.better then prefers the
+    # smaller total finish time, the robust re-order longer paths first: an ulp either way).
     assert plan.schedule.makespan == plan.makespans[plan.chosen]
-    assert plan.makespans[plan.chosen] <= min(plan.makespans.values()) * (1 + 1e-12)
+    assert plan.makespans[plan.chosen] <= min(plan.makespans.values()) * (1 + 1e-9)
     assert plan.schedule.makespan <= heft(g, c) * (1 + 1e-9)
     assert plan.schedule.makespan <= serial(g, c) * (1 + 1e-9)
     assert ((plan.share > 0) & (plan.share <= 1)).all()

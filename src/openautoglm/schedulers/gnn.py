@@ -21,7 +21,10 @@
             re-ranking, two descents (restarting after each accepted move, and sweeping on),
             then kicks (realised rank times log-normal noise, re-ranked, refined when better),
             within 2 x REFINE_WORK // n list-scheduling calls each (one descent, REFINE_WORK // n,
-            above WIDE_UP_TO tasks) --> the best plan --> its Schedule (one list_schedule call)
+            above WIDE_UP_TO tasks) --> the best plan
+        --> +ranked: its workers kept, re-ranked longest remaining path first when that is
+            no worse (robust when run times differ from the estimates)
+        --> its Schedule (one list_schedule call)
 
 Order alone cannot win when communication dominates (CCR 10): the data of a chain should not
 cross the network. The cluster candidates merge the endpoints of the heaviest edges into
@@ -49,7 +52,8 @@ import numpy as np
 from openautoglm._list_kernel import merge_clusters
 from openautoglm.features import FEATURE_NAMES, Ranks, graph_features
 from openautoglm.schedulers.base import Scheduler, register_scheduler
-from openautoglm.search import better, iterate_ranks, iterated_search  # registers "heft_search"
+from openautoglm.search import (  # importing it registers "heft_search"
+    better, iterate_ranks, iterated_search, realised_rank)
 from openautoglm.simulate import list_makespan, list_schedule
 
 if TYPE_CHECKING:
@@ -417,10 +421,31 @@ class GNNScheduler(Scheduler):
                 nm, cand = self._improve(graph, cluster, name, found[name], makespans)
                 if better(cand.result, best.result) or name == chosen:
                     chosen, best = nm, cand
+        if mode == "all" and cluster.n_workers > 1:
+            chosen, best = self._robust_order(graph, cluster, chosen, best, makespans)
         # Candidates are simulated as arrays; only the winner becomes a Schedule (same plan).
         schedule = list_schedule(graph, cluster, best.priority, shares=best.shares,
                                  workers=best.pins)
         return GNNPlan(priority, share, makespans, chosen, schedule)
+
+    @staticmethod
+    def _robust_order(graph: TaskGraph, cluster: Cluster, chosen: str, best: _Candidate,
+                      makespans: dict[str, float]) -> tuple[str, _Candidate]:
+        """The winner's workers, each one's tasks longest remaining path first, if no worse.
+
+        Costs are estimates. The search may pack a worker short task first, which ties in the
+        simulator (its tie-break prefers the smaller total finish time) but starts a long task
+        late, so it ends alone when it runs longer than its hint; measured on AutoTrainer waves.
+        Ranking by the plan's realised upward rank with every task kept on its worker puts
+        long paths first; kept when its makespan is no worse (up to 1e-12 relative).
+        """
+        pins = np.asarray(best.result.worker, dtype=np.int64)
+        prio = realised_rank(graph, cluster, best.result)
+        res = list_makespan(graph, cluster, prio, shares=best.shares, workers=pins)
+        if res.makespan > best.result.makespan * (1 + 1e-12):
+            return chosen, best
+        makespans[f"{chosen}+ranked"] = res.makespan
+        return f"{chosen}+ranked", _Candidate(res, prio, best.shares, pins)
 
     def _improve(self, graph: TaskGraph, cluster: Cluster, chosen: str, best: _Candidate,
                  makespans: dict[str, float]) -> tuple[str, _Candidate]:
