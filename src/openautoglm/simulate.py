@@ -561,7 +561,6 @@ class ListEvaluator:
         _, self._K, self._dur = _list_inputs(graph, cluster, graph.exec_time(cluster),
                                              np.zeros(n), None, shares, None, "auto")
         self._comm = np.ascontiguousarray(graph.pred_size / cluster.bandwidth, dtype=np.float64)
-        self._cols = np.arange(cluster.n_workers)[None, :]
         self.calls = 0
 
     def __call__(self, priority: np.ndarray, workers: np.ndarray | None = None) -> ListResult:
@@ -570,10 +569,7 @@ class ListEvaluator:
         g = self.graph
         out = None
         if _list_kernel.HAVE_NUMBA and len(g):
-            dur = self._dur
-            if workers is not None:
-                pin = workers[:, None]
-                dur = np.where((pin < 0) | (self._cols == pin), dur, np.inf)
+            dur = self._dur if workers is None else _pin_rows(self._dur.copy(), workers)
             out = _list_kernel.run_list(priority, self._K, dur, self.cluster.cores, g.pred_ptr,
                                         g.pred_idx, self._comm, g.succ_ptr, g.succ_idx, True,
                                         arrays_only=True)
@@ -581,6 +577,15 @@ class ListEvaluator:
             return list_makespan(g, self.cluster, priority, shares=self.shares, workers=workers)
         worker, start, finish = out
         return ListResult(float(finish.max()), worker, start, finish)
+
+
+def _pin_rows(dur: np.ndarray, pin: np.ndarray) -> np.ndarray:
+    """In place: a task pinned to worker ``pin[i] >= 0`` can run there only (inf elsewhere)."""
+    rows = np.flatnonzero(pin >= 0)
+    keep = dur[rows, pin[rows]]
+    dur[rows] = np.inf
+    dur[rows, pin[rows]] = keep
+    return dur
 
 
 def _list_inputs(graph: TaskGraph, cluster: Cluster, et: np.ndarray, priority: Any, cores: Any,
@@ -615,10 +620,7 @@ def _list_inputs(graph: TaskGraph, cluster: Cluster, et: np.ndarray, priority: A
         pin = _per_task("workers", workers, n, np.int64)
         if ((pin < -1) | (pin >= W)).any():
             raise ValueError(f"workers must be -1 (free) or a worker index 0..{W - 1}")
-        rows = np.flatnonzero(pin >= 0)
-        keep = dur[rows, pin[rows]]
-        dur[rows] = np.inf
-        dur[rows, pin[rows]] = keep
+        _pin_rows(dur, pin)
     # Costs are finite (TaskGraph checks them): only cores can leave a task without a worker.
     bad = (np.flatnonzero(~np.isfinite(dur).any(axis=1)) if cores is not None or shares is not None
            else ())
