@@ -396,3 +396,30 @@ def test_run_equals_reference_evaluation(specs, policy):
         t = p.tasks[key]
         reference[t.output_key] = t(*(reference[k] for k in t.inputs))
     assert p.run(policy=policy, **inputs) == reference
+
+
+def test_task_pickled_by_value_keeps_its_source_line_in_tracebacks():
+    """cloudpickle >= 3.1.3 renames every code object it pickles by value to "<dynamic-code>",
+    so a worker's traceback lost the user's line (`File "<dynamic-code>", line 77`). A Task
+    ships its function's source lines and restores the name where it is unpickled."""
+    import pickle
+    import traceback
+
+    import cloudpickle
+
+    from openautoglm._source import SourcedFunction
+
+    t = Task("boom", func=lambda x: x / 0, input_key="x", output_key="y")
+    state = cloudpickle.loads(cloudpickle.dumps(t.__getstate__()))
+    f = state["func"]
+    assert isinstance(f, SourcedFunction)
+    # What cloudpickle 3.1.3 does on the way, whatever version is installed here:
+    f.func.__code__ = f.func.__code__.replace(co_filename="<dynamic-code>")
+    f.__setstate__(f.__getstate__())
+    clone = Task.__new__(Task)
+    clone.__setstate__(state)
+    with pytest.raises(ZeroDivisionError) as info:
+        clone(1)
+    text = "".join(traceback.format_tb(info.value.__traceback__))
+    assert "x / 0" in text and "<dynamic-code>" not in text
+    assert pickle.loads(pickle.dumps(SourcedFunction(len)))("ab") == 2

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from openautoglm._pipeline_schema import PipelineError, check_task_args
+from openautoglm._source import SourcedFunction
 
 if TYPE_CHECKING:
     from openautoglm.cluster import Cluster
@@ -104,6 +105,19 @@ class Task:
         self.output_size = float(output_size)
         self.model = model
         self.prompt_template = prompt_template
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A function pickled by value loses its file name (cloudpickle >= 3.1.3): ship its source
+        # lines along so that a worker's traceback still shows the line that raised.
+        state = self.__dict__.copy()
+        if state.get("func") is not None:
+            state["func"] = SourcedFunction(state["func"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if isinstance(state.get("func"), SourcedFunction):
+            state["func"] = state["func"].func
+        self.__dict__.update(state)
 
     def __repr__(self) -> str:
         what = getattr(self.func, "__qualname__", repr(self.func)) if self.func else self.model
