@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import optuna  # noqa: E402
 
-from openautoglm.autotrain import AutoTrainer, trial_cost  # noqa: E402
-from openautoglm.executor import Engine  # noqa: E402
+from openautoglm.auto.autotrain.trainer import AutoTrainer
+from openautoglm.auto.autotrain.jobs import trial_cost  # noqa: E402
+from openautoglm.engine.engine import Engine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "autotrain.md"
 MODES = ("heft", "gnn", "dask", "sequential")

@@ -34,11 +34,13 @@ from pathlib import Path
 import numpy as np
 
 import openautoglm as oag
-from openautoglm.features import graph_features, ranks
-from openautoglm.schedulers.gnn import GNNScheduler, load_model
-from openautoglm.search import HEFTSearchScheduler
-from openautoglm.simulate import list_makespan
-from openautoglm.training import FAMILIES, main as train_main
+from openautoglm.schedulers.gnn.features import graph_features
+from openautoglm.core.costs import ranks
+from openautoglm.schedulers.gnn.scheduler import GNNScheduler
+from openautoglm.schedulers.gnn.weights import load_model
+from openautoglm.schedulers.heft_search import HEFTSearchScheduler
+from openautoglm.simulate.list_scheduler import list_makespan
+from openautoglm.schedulers.gnn.training import FAMILIES, main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

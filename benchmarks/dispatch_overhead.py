@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from dask._task_spec import Task, TaskRef  # noqa: E402
 
-from openautoglm.dask_graph import from_dask  # noqa: E402
-from openautoglm.executor import Engine  # noqa: E402
+from openautoglm.engine.from_dask import from_dask  # noqa: E402
+from openautoglm.engine.engine import Engine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dispatch_overhead.md"
 

@@ -23,7 +23,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from openautoglm import fusion, ops
+from openautoglm import ops
+from openautoglm.ops import fusion
 
 COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/ops.py"
 SHAPE = (64, 512, 768)
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"Not run here ({why}). On a machine with a CUDA torch and a GPU the same command times "
             "every case above on the GPU and reports achieved memory bandwidth (goal >= 2x eager). "
-            "The CUDA kernels are only compile-checked here (tests/test_cuda_compile.py)."
+            "The CUDA kernels are only compile-checked here (tests/integration/test_cuda_compile.py)."
         )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n")

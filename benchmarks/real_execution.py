@@ -41,11 +41,12 @@ from dask._task_spec import Task as DaskTask  # noqa: E402
 from dask._task_spec import TaskRef  # noqa: E402
 from distributed import Client, LocalCluster, get_task_stream  # noqa: E402
 
-from openautoglm.cluster import Cluster  # noqa: E402
-from openautoglm.executor import Engine  # noqa: E402
-from openautoglm.graph import TaskGraph, load_wfcommons  # noqa: E402
-from openautoglm.history import History  # noqa: E402
-from openautoglm.pipeline import Pipeline, Task  # noqa: E402
+from openautoglm.core.cluster import Cluster  # noqa: E402
+from openautoglm.engine.engine import Engine  # noqa: E402
+from openautoglm.core.graph import TaskGraph
+from openautoglm.core.loaders import load_wfcommons  # noqa: E402
+from openautoglm.history.store import History  # noqa: E402
+from openautoglm.pipeline.pipeline import Pipeline, Task  # noqa: E402
 from openautoglm.schedulers import schedule  # noqa: E402
 
 WORKFLOWS = ROOT.parent / "shared" / "workflows" / "pegasus"

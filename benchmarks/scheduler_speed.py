@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 import openautoglm as oag
-from openautoglm import _list_kernel
+from openautoglm.core import _kernels
+from openautoglm.simulate import _kernel
 
 COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/scheduler_speed.py"
 OUT = Path(__file__).resolve().parent / "results" / "scheduler_speed.md"
@@ -66,7 +67,7 @@ def main() -> None:
         torch.set_num_threads(1)
     except ImportError:
         pass
-    have_numba = _list_kernel.HAVE_NUMBA
+    have_numba = _kernel.HAVE_NUMBA
     if not have_numba:
         sys.exit("numba is not installed: pip install numba (the benchmark times both engines)")
     W = 16
@@ -89,11 +90,11 @@ def main() -> None:
         paper_t, sp = timed(lambda: oag.HEFTScheduler().schedule(g, c), args.repeats)
         prio = np.random.default_rng(0).random(n)
         list_t, _ = timed(lambda: oag.list_schedule(g, c, prio), args.repeats)
-        _list_kernel.HAVE_NUMBA = False  # the pure-Python reference path
+        _kernel.HAVE_NUMBA = _kernels.HAVE_NUMBA = False  # the pure-Python reference path
         try:
             py_t, spy = timed(lambda: matched.schedule(g, c), max(1, args.repeats // 2))
         finally:
-            _list_kernel.HAVE_NUMBA = have_numba
+            _kernel.HAVE_NUMBA = _kernels.HAVE_NUMBA = have_numba
         assert spy.placements == s.placements
         rows.append((n, len(g.edge_src), ours_t, s.makespan, paper_t, sp.makespan, list_t,
                      py_t, saga_t, saga_ms))

@@ -172,9 +172,9 @@ def test_train_scheduler_forwards_its_arguments(capsys):
 
 
 def test_train_scheduler_without_training_module(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "openautoglm.training", None)  # import now raises
+    monkeypatch.setitem(sys.modules, "openautoglm.schedulers.gnn.training", None)  # import now raises
     assert main(["train-scheduler", "--epochs", "1"]) == 2
-    assert "train-scheduler needs openautoglm.training" in capsys.readouterr().err
+    assert "train-scheduler needs openautoglm.schedulers.gnn.training" in capsys.readouterr().err
 
 
 def test_parse_inputs():

@@ -58,7 +58,7 @@ def parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def _cluster(workers: int | None, speeds: str | None, bandwidth: float) -> Any:
-    from openautoglm.cluster import Cluster
+    from openautoglm.core.cluster import Cluster
 
     if speeds:
         try:
@@ -80,7 +80,7 @@ def _warm_up(policy: str, cluster: Any) -> None:
     """Plan a two-task graph so imports, weight loading and JIT compilation are not timed."""
     import networkx as nx
 
-    from openautoglm.graph import TaskGraph
+    from openautoglm.core.graph import TaskGraph
     from openautoglm.schedulers import schedule
 
     G = nx.DiGraph()
@@ -109,7 +109,7 @@ def _short(value: Any, limit: int = 240) -> str:
 
 def _run_pipeline(pipeline: Any, args: argparse.Namespace, inputs: dict[str, Any]) -> dict[str, Any]:
     """Plan, print the plan, run (locally or on Dask) and return every key."""
-    from openautoglm.simulate import lower_bound
+    from openautoglm.simulate.schedule import lower_bound
 
     console = _console()
     cluster = _cluster(args.workers, None, 1.0)
@@ -124,7 +124,7 @@ def _run_pipeline(pipeline: Any, args: argparse.Namespace, inputs: dict[str, Any
     console.print(f"planned makespan {plan.makespan:.2f} s (lower bound "
                   f"{lower_bound(graph, cluster):.2f} s), planned in {planned * 1e3:.1f} ms")
     if args.dask:
-        from openautoglm.executor import Engine
+        from openautoglm.engine.engine import Engine
 
         t0 = time.perf_counter()
         with Engine(n_workers=cluster.n_workers, dashboard=False, progress=False) as engine:
@@ -158,7 +158,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from openautoglm.pipeline import Pipeline
+    from openautoglm.pipeline.pipeline import Pipeline
 
     pipeline = Pipeline.from_yaml(Path(args.pipeline))
     inputs = parse_inputs(args.input)
@@ -179,9 +179,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_schedule(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from openautoglm.graph import load_wfcommons
+    from openautoglm.core.loaders import load_wfcommons
     from openautoglm.schedulers import schedule
-    from openautoglm.simulate import lower_bound
+    from openautoglm.simulate.schedule import lower_bound
 
     if args.bandwidth <= 0:
         raise ValueError(f"--bandwidth is bytes per second and must be > 0, got {args.bandwidth}")
@@ -223,9 +223,9 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
 
 def _cmd_train(argv: Sequence[str]) -> int:
     try:
-        from openautoglm.training import main as train_main
+        from openautoglm.schedulers.gnn.training import main as train_main
     except ImportError as exc:
-        print(f"error: train-scheduler needs openautoglm.training, which failed to import ({exc}); "
+        print(f"error: train-scheduler needs openautoglm.schedulers.gnn.training, which failed to import ({exc}); "
               "reinstall the package with its dependencies (pip install -e .)", file=sys.stderr)
         return 2
     return int(train_main(list(argv)) or 0)
@@ -268,7 +268,7 @@ def _parser() -> argparse.ArgumentParser:
     sch.add_argument("--seed", type=int, default=0, help="seed for randomised policies")
     sch.add_argument("--gantt", default=None, metavar="PNG", help="write the first policy's Gantt chart")
     sub.add_parser("train-scheduler", add_help=False,
-                   help="train the GNN scheduler (arguments go to openautoglm.training; see "
+                   help="train the GNN scheduler (arguments go to openautoglm.schedulers.gnn.training; see "
                         "'openautoglm train-scheduler --help')")
     return ap
 
@@ -289,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "train-scheduler":
         return _cmd_train(argv[1:])
     args = _parser().parse_args(argv)
-    from openautoglm.pipeline import PipelineError, TaskFailedError
+    from openautoglm.pipeline.checks import PipelineError
+    from openautoglm.pipeline.pipeline import TaskFailedError
 
     try:
         return _HANDLERS[args.command](args)

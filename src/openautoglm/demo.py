@@ -19,10 +19,21 @@ import re
 from collections import Counter
 from typing import Any
 
-from openautoglm.pipeline import Pipeline, Task
+from openautoglm.pipeline.pipeline import Pipeline, Task
 
-__all__ = ["DEMO_TEXT", "build_pipeline", "clean_text", "split_sentences", "word_frequencies",
-           "keywords", "readability", "sentiment", "entities", "merge_report", "summarise"]
+__all__ = [
+    "DEMO_TEXT",
+    "build_pipeline",
+    "clean_text",
+    "split_sentences",
+    "word_frequencies",
+    "keywords",
+    "readability",
+    "sentiment",
+    "entities",
+    "merge_report",
+    "summarise",
+]
 
 DEMO_TEXT = """
   Modern   data teams run pipelines that mix cleaning, feature extraction, model training and

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_glm, save_checkpoint, save_glm
 from .data import (
     attention_mask_from_sep,
     blank_infilling,
@@ -45,9 +45,11 @@ __all__ = [
     "glm_loss",
     "load_checkpoint",
     "load_corpus",
+    "load_glm",
     "make_batch",
     "sample_spans",
     "save_checkpoint",
+    "save_glm",
     "split_text",
     "train",
 ]

@@ -1,5 +1,8 @@
 """Weights-only checkpoints: a safetensors file of tensors and a JSON file of metadata.
 
+``save_glm``/``load_glm`` write and read one file (``.pt``/``.safetensors``) or a checkpoint
+directory, never a pickle of objects.
+
 ``save_checkpoint("run/glm", ...)`` writes ``run/glm/model.safetensors`` and
 ``run/glm/config.json`` (the :class:`GLMConfig`, the tokenizer's vocabulary and a format
 version). Loading never unpickles anything.
@@ -11,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .model import GLMConfig, GLMModel
@@ -83,3 +88,74 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[GLMModel, CharTokeniz
 def checkpoint_extra(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The ``extra`` metadata stored by :func:`save_checkpoint`."""
     return json.loads((Path(path) / META).read_text(encoding="utf-8")).get("extra", {})
+
+
+_EXPORT_FORMAT = "openautoglm.glm.export/1"
+
+
+def save_glm(path: str | Path, model: Any, tokenizer: Any, extra: dict[str, Any] | None = None) -> Path:
+    """Write a GLM as weights plus config, never as a pickle of objects.
+
+    ``.safetensors``: tensors, with config and tokenizer as JSON metadata. ``.pt``/``.pth``:
+    ``torch.save`` of a dict holding only tensors, strings and numbers, which loads with
+    ``torch.load(weights_only=True)``. Any other path: a checkpoint directory
+    (``openautoglm.glm.save_checkpoint``).
+
+    Raises:
+        ValueError: a ``.pkl``/``.pickle`` path (pickles of objects are refused).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle"):
+        raise ValueError(f"{path}: refusing to write a pickle (loading one can run arbitrary code); "
+                         "use a .pt (tensors only), .safetensors or a directory path instead")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": _EXPORT_FORMAT, "config": model.config.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "extra": extra or {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".safetensors":
+        save_file(state, str(path), metadata={"openautoglm": json.dumps(meta)})
+    elif suffix in (".pt", ".pth"):
+        torch.save({"meta": json.dumps(meta), "state_dict": state}, path)
+    else:
+        save_checkpoint(path, model, tokenizer, extra=extra)
+    return path
+
+
+def load_glm(path: str | Path) -> tuple[Any, Any, Any]:
+    """Load what :func:`save_glm` wrote; never unpickles objects.
+
+    Returns:
+        ``(model, tokenizer, config)``, the model in eval mode.
+
+    Raises:
+        ValueError: a pickle path, or a file that is not an openautoglm export.
+        FileNotFoundError: nothing at ``path``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle"):
+        raise ValueError(f"{path}: pickled models are not loaded; export weights as .pt/.safetensors")
+    if path.is_dir():
+        return load_checkpoint(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model at {path}")
+    if suffix == ".safetensors":
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("openautoglm")
+        state = load_file(str(path))
+    elif suffix in (".pt", ".pth"):
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        raw = blob.get("meta") if isinstance(blob, dict) else None
+        state = blob.get("state_dict") if isinstance(blob, dict) else None
+    else:
+        raise ValueError(f"{path}: unknown model file type; use .pt, .safetensors or a checkpoint directory")
+    meta = json.loads(raw) if raw else {}
+    if meta.get("format") != _EXPORT_FORMAT or state is None:
+        raise ValueError(f"{path} is not an openautoglm GLM export (format {meta.get('format')!r})")
+    config = GLMConfig(**meta["config"])
+    model = GLMModel(config)
+    model.load_state_dict(state)
+    model.eval()
+    return model, CharTokenizer.from_dict(meta["tokenizer"]), config

@@ -21,7 +21,7 @@ then [x3])::
     position  0  1  2   3  4  |  4  4  4  |  2  2
     block     0  0  0   0  0  |  1  2  3  |  1  2
 
-Tests: ``tests/test_glm.py::test_figure2_*``.
+Tests: ``tests/glm/test_glm.py::test_figure2_*``.
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ with the output projection tied to the word embeddings. Each block is::
     y = h + fc_2(gelu_tanh(fc_1(ln_2(h))))      # fc_1: Linear(hidden, 4 * hidden)
 
 ``fc_1`` is an ``nn.Linear`` with bias followed by ``nn.GELU(approximate="tanh")``, the pattern
-that :mod:`openautoglm.fusion` rewrites to ``fused_bias_gelu``.
+that :mod:`openautoglm.ops.fusion` rewrites to ``fused_bias_gelu``.
 """
 from __future__ import annotations
 

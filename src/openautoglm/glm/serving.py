@@ -14,7 +14,7 @@ after the oldest request of the batch arrived::
 
 At a low rate a request is served alone at once (no waiting for company that will not come);
 at a high rate larger batches amortise the per-call cost of ``fn`` (a model's forward pass).
-Tests: ``tests/test_serving.py``; benchmark: ``benchmarks/batching.py``.
+Tests: ``tests/glm/test_serving.py``; benchmark: ``benchmarks/batching.py``.
 """
 from __future__ import annotations
 

@@ -1,24 +1,24 @@
 """Scheduling policies behind one interface: ``schedule(graph, cluster, policy=...)``.
 
-The classic policies are imported here; the learned one (``gnn``) is imported lazily on first
-use, so a missing or broken optional module never breaks these.
+Every built-in policy is registered here: the classic ones and ``heft_search`` on import; the
+learned one (``gnn``, in ``schedulers/gnn/``) is imported lazily on first use, so torch is not
+imported for the others and a missing or broken optional module never breaks them.
 """
 from __future__ import annotations
 
 from openautoglm.schedulers.base import (
     Scheduler,
     available_policies,
-    downward_rank,
     get_scheduler,
-    mean_costs,
     register_scheduler,
     schedule,
-    upward_rank,
 )
 from openautoglm.schedulers.cpop import CPOPScheduler
 from openautoglm.schedulers.critical_path import CriticalPathScheduler
 from openautoglm.schedulers.fifo import FIFOScheduler
 from openautoglm.schedulers.heft import HEFTScheduler
+from openautoglm.schedulers.heft_search import HEFTSearchScheduler
+from openautoglm.schedulers.milp import MILPScheduler
 from openautoglm.schedulers.random import RandomScheduler
 
 register_scheduler("heft", HEFTScheduler)
@@ -26,6 +26,8 @@ register_scheduler("cpop", CPOPScheduler)
 register_scheduler("critical_path", CriticalPathScheduler)
 register_scheduler("fifo", FIFOScheduler)
 register_scheduler("random", RandomScheduler)
+register_scheduler("heft_search", HEFTSearchScheduler)
+register_scheduler("optimal", MILPScheduler)
 
 __all__ = [
     "Scheduler",
@@ -33,12 +35,11 @@ __all__ = [
     "get_scheduler",
     "available_policies",
     "schedule",
-    "upward_rank",
-    "downward_rank",
-    "mean_costs",
     "HEFTScheduler",
+    "HEFTSearchScheduler",
     "CPOPScheduler",
     "CriticalPathScheduler",
     "FIFOScheduler",
     "RandomScheduler",
+    "MILPScheduler",
 ]

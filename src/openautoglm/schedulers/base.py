@@ -1,14 +1,7 @@
-"""The scheduler interface, the policy registry, and the rank functions the classic policies share.
-
-Cast of characters (Topcuoglu et al. 2002):
-
-- ``w̄_i``: mean run time of task i over the workers; ``c̄_ij``: mean transfer time of edge i -> j
-  between two different workers (``size / bandwidth``).
-- ``rank_u`` (upward rank, bottom level): ``w̄_i + max_j (c̄_ij + rank_u(j))`` over children j.
-- ``rank_d`` (downward rank, top level): ``max_j (rank_d(j) + w̄_j + c̄_ji)`` over parents j.
+"""The scheduler interface and the policy registry (the cost model is in ``core/costs.py``).
 
 A policy is a :class:`Scheduler` subclass registered under a name; ``schedule(graph, cluster,
-policy=...)`` looks it up. The learned policy registers itself from ``openautoglm.schedulers.gnn``,
+policy=...)`` looks it up. The learned policy registers itself from ``openautoglm.schedulers.gnn.scheduler``,
 which is imported only when ``policy="gnn"`` is asked for.
 """
 from __future__ import annotations
@@ -17,19 +10,15 @@ import importlib
 import inspect
 from typing import Any, ClassVar
 
-import numpy as np
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.graph import TaskGraph
+from openautoglm.simulate.schedule import Schedule
 
-from openautoglm import _list_kernel
-from openautoglm.cluster import Cluster
-from openautoglm.graph import TaskGraph
-from openautoglm.simulate import Schedule
-
-__all__ = ["Scheduler", "register_scheduler", "get_scheduler", "available_policies", "schedule",
-           "upward_rank", "downward_rank", "mean_costs"]
+__all__ = ["schedule", "Scheduler", "register_scheduler", "get_scheduler", "available_policies"]
 
 _REGISTRY: dict[str, type[Scheduler]] = {}
 #: Policies whose module is imported on first use, so a broken optional module never breaks others.
-_LAZY: dict[str, str] = {"gnn": "openautoglm.schedulers.gnn"}
+_LAZY: dict[str, str] = {"gnn": "openautoglm.schedulers.gnn.scheduler"}
 
 
 class Scheduler:
@@ -130,48 +119,3 @@ def _accepts_seed(policy: str) -> bool:
     return "seed" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def mean_costs(graph: TaskGraph, cluster: Cluster) -> tuple[np.ndarray, np.ndarray]:
-    """``(w̄, c̄)``: mean one-core run time per task and mean transfer time per edge (pred CSR order).
-
-    ``c̄`` is ``size / bandwidth`` (the transfer between two different workers, as in the HEFT
-    paper); 0 on a single-worker cluster, where nothing ever moves.
-    """
-    wbar = graph.exec_time(cluster).mean(axis=1)
-    if cluster.n_workers == 1:
-        return wbar, np.zeros_like(graph.pred_size)
-    return wbar, graph.pred_size / cluster.bandwidth
-
-
-def upward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | None = None
-                ) -> np.ndarray:
-    """Bottom levels: ``rank_u(i) = wbar[i] + max over children j of (c̄_ij + rank_u(j))``.
-
-    Args:
-        graph: the tasks.
-        wbar: (n,) node weights.
-        cbar_pred: (m,) edge weights aligned with ``graph.pred_idx`` (None: no communication).
-
-    Example:
-        >>> import networkx as nx
-        >>> G = nx.DiGraph(); G.add_edge("a", "b", size=2); nx.set_node_attributes(G, 1.0, "cost")
-        >>> g = TaskGraph.from_networkx(G)
-        >>> upward_rank(g, g.cost, g.pred_size).tolist()
-        [4.0, 1.0]
-    """
-    cb_arr = cbar_pred if cbar_pred is not None else np.zeros(len(graph.pred_idx))
-    return _list_kernel.ranks("up", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)
-
-
-def downward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | None = None
-                  ) -> np.ndarray:
-    """Top levels: ``rank_d(i) = max over parents j of (rank_d(j) + wbar[j] + c̄_ji)`` (0 at entries).
-
-    Example:
-        >>> import networkx as nx
-        >>> G = nx.DiGraph(); G.add_edge("a", "b", size=2); nx.set_node_attributes(G, 1.0, "cost")
-        >>> g = TaskGraph.from_networkx(G)
-        >>> downward_rank(g, g.cost, g.pred_size).tolist()
-        [0.0, 3.0]
-    """
-    cb_arr = cbar_pred if cbar_pred is not None else np.zeros(len(graph.pred_idx))
-    return _list_kernel.ranks("down", wbar, graph.pred_ptr, graph.pred_idx, cb_arr)

@@ -8,16 +8,18 @@
      \\ /           earliest (with insertion). Ready tasks are taken highest priority first.
       d*
 
-The paper's example (Fig. 2) gives 86: ``tests/test_schedulers.py::test_cpop_paper_example``.
+The paper's example (Fig. 2) gives 86: ``tests/schedulers/test_schedulers.py::test_cpop_paper_example``.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from openautoglm.cluster import Cluster
-from openautoglm.graph import TaskGraph
-from openautoglm.schedulers.base import Scheduler, downward_rank, mean_costs, upward_rank
-from openautoglm.simulate import Schedule, list_schedule
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.costs import downward_rank, mean_costs, upward_rank
+from openautoglm.core.graph import TaskGraph
+from openautoglm.schedulers.base import Scheduler
+from openautoglm.simulate.list_scheduler import list_schedule
+from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["CPOPScheduler", "critical_path_tasks"]
 

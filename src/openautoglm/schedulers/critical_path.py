@@ -13,10 +13,12 @@ scheduler is usually compared against (Jeon et al., ICLR 2023, use it as their b
 """
 from __future__ import annotations
 
-from openautoglm.cluster import Cluster
-from openautoglm.graph import TaskGraph
-from openautoglm.schedulers.base import Scheduler, mean_costs, upward_rank
-from openautoglm.simulate import Schedule, list_schedule
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.costs import mean_costs, upward_rank
+from openautoglm.core.graph import TaskGraph
+from openautoglm.schedulers.base import Scheduler
+from openautoglm.simulate.list_scheduler import list_schedule
+from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["CriticalPathScheduler"]
 

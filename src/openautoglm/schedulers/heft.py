@@ -10,16 +10,18 @@
 
 Higher rank runs earlier; a parent always outranks its children (costs > 0), so the rank order is
 a topological order. The paper's own 10-task example (Fig. 2) gives a makespan of 80:
-``tests/test_schedulers.py::test_heft_paper_example``.
+``tests/schedulers/test_schedulers.py::test_heft_paper_example``.
 """
 from __future__ import annotations
 
 from typing import Any
 
-from openautoglm.cluster import Cluster
-from openautoglm.graph import TaskGraph
-from openautoglm.schedulers.base import Scheduler, mean_costs, upward_rank
-from openautoglm.simulate import Schedule, list_schedule
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.costs import mean_costs, upward_rank
+from openautoglm.core.graph import TaskGraph
+from openautoglm.schedulers.base import Scheduler
+from openautoglm.simulate.list_scheduler import list_schedule
+from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["HEFTScheduler"]
 
@@ -36,7 +38,7 @@ class HEFTScheduler(Scheduler):
         comm_factor: multiplies ``size / bandwidth`` in the ranks. 1 (default) is the paper's
             mean over pairs of different workers. anrg-saga 2.0.2 averages over its undirected
             network edges including self links, i.e. ``(W - 1) / (W + 1)`` for W workers; pass
-            that to reproduce saga's HeftScheduler exactly (``tests/test_saga_crosscheck.py``).
+            that to reproduce saga's HeftScheduler exactly (``tests/integration/test_saga_crosscheck.py``).
     """
 
     name = "heft"

@@ -28,7 +28,7 @@ possible, which can only shorten it, so the result is exact for the simulator's 
 
 HiGHS (via ``scipy.optimize.milp``) proves optimality within seconds for n <= 12 and a few
 workers; the time grows exponentially beyond that, so larger graphs are refused.
-Tests: ``tests/test_milp.py`` (brute-force enumeration on tiny DAGs, HEFT paper example).
+Tests: ``tests/schedulers/test_milp.py`` (brute-force enumeration on tiny DAGs, HEFT paper example).
 """
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from openautoglm.schedulers.base import Scheduler, register_scheduler, schedule
-from openautoglm.simulate import Schedule
+from openautoglm.schedulers.base import Scheduler, schedule
+from openautoglm.simulate.schedule import Schedule
 
 if TYPE_CHECKING:
-    from openautoglm.cluster import Cluster
-    from openautoglm.graph import TaskGraph
+    from openautoglm.core.cluster import Cluster
+    from openautoglm.core.graph import TaskGraph
 
 __all__ = ["MILPScheduler", "MILPResult", "MILPNoSolutionError", "solve_makespan_milp", "replay"]
 
@@ -172,7 +172,11 @@ def solve_makespan_milp(p: np.ndarray, edges: list[tuple[int, int, float]],
         >>> solve_makespan_milp(p, [(0, 2, 5.0), (1, 2, 5.0)]).makespan   # serial beats 3+5+1
         6.0
     """
-    from scipy.optimize import Bounds, LinearConstraint, milp  # lazy: importing the package stays fast
+    from scipy.optimize import (  # lazy: importing the package stays fast
+        Bounds,
+        LinearConstraint,
+        milp,
+    )
     from scipy.sparse import coo_array
 
     n, W = p.shape
@@ -296,8 +300,8 @@ class MILPScheduler(Scheduler):
 
     Example:
         >>> import networkx as nx
-        >>> from openautoglm.cluster import Cluster
-        >>> from openautoglm.graph import TaskGraph
+        >>> from openautoglm.core.cluster import Cluster
+        >>> from openautoglm.core.graph import TaskGraph
         >>> G = nx.DiGraph(); G.add_nodes_from(["a", "b", "c"], cost=2.0)
         >>> G.add_edge("a", "b", size=3.0); G.add_edge("a", "c", size=3.0)
         >>> s = MILPScheduler().schedule(TaskGraph.from_networkx(G), Cluster.homogeneous(2))
@@ -365,5 +369,3 @@ class MILPScheduler(Scheduler):
             s.add(graph.tasks[i], int(result.worker[i]), float(start[i]))
         return s
 
-
-register_scheduler("optimal", MILPScheduler)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from openautoglm.cluster import Cluster
-from openautoglm.graph import TaskGraph
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.graph import TaskGraph
 from openautoglm.schedulers.base import Scheduler
-from openautoglm.simulate import Schedule, list_schedule
+from openautoglm.simulate.list_scheduler import list_schedule
+from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["RandomScheduler"]
 

@@ -1,0 +1,10 @@
+"""The AutoTrainer: its config schema (``config``), one trial's steps (``jobs``) and the search
+that runs trials as pipelines (``trainer``).
+"""
+from __future__ import annotations
+
+from openautoglm.auto.autotrain.config import AutoTrainConfig, AutoTrainConfigError, load_config
+from openautoglm.auto.autotrain.jobs import trial_cost
+from openautoglm.auto.autotrain.trainer import AutoTrainer
+
+__all__ = ["AutoTrainConfig", "AutoTrainConfigError", "AutoTrainer", "load_config", "trial_cost"]

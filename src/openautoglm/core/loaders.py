@@ -1,0 +1,236 @@
+"""Graphs from outside: WfFormat 1.4/1.5 traces (:func:`load_wfcommons`) and DAGGEN random
+DAGs (:func:`random_dag`).
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from openautoglm.core.graph import TaskGraph
+
+__all__ = ["load_wfcommons", "random_dag"]
+
+
+# ====================================================================== loaders
+def load_wfcommons(path: str | Path, bandwidth: float = 1.0) -> TaskGraph:
+    """Load a WfCommons WfFormat trace (schema 1.4 or 1.5) as a TaskGraph.
+
+    Task ``cost`` is the measured runtime (seconds). An edge ``parent -> child`` gets
+    ``size`` = bytes of the files ``parent`` writes and ``child`` reads, divided by
+    ``bandwidth`` (bytes/s), so sizes are seconds at cluster bandwidth 1.
+    Use :meth:`TaskGraph.with_ccr` to rescale to a chosen CCR afterwards.
+
+    Args:
+        path: the JSON file.
+        bandwidth: bytes per second used to turn bytes into seconds (> 0).
+
+    Returns:
+        The TaskGraph; nodes also carry ``name`` and ``category`` when the trace has them.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not WfFormat JSON, an unsupported ``schemaVersion``, a task without runtime,
+            or a non-positive bandwidth.
+
+    Example:
+        >>> import json, tempfile, os
+        >>> doc = {"schemaVersion": "1.5", "workflow": {
+        ...   "specification": {"tasks": [
+        ...      {"id": "a", "parents": [], "children": ["b"], "inputFiles": [], "outputFiles": ["f"]},
+        ...      {"id": "b", "parents": ["a"], "children": [], "inputFiles": ["f"], "outputFiles": []}],
+        ...    "files": [{"id": "f", "sizeInBytes": 2000}]},
+        ...   "execution": {"tasks": [{"id": "a", "runtimeInSeconds": 3.0},
+        ...                           {"id": "b", "runtimeInSeconds": 1.0}]}}}
+        >>> p = os.path.join(tempfile.mkdtemp(), "w.json")
+        >>> _ = open(p, "w").write(json.dumps(doc))
+        >>> g = load_wfcommons(p, bandwidth=1000.0)
+        >>> g.tasks, g.cost.tolist(), g.edge_size.tolist()
+        (['a', 'b'], [3.0, 1.0], [2.0])
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no WfFormat trace at {str(path)!r}; check the path "
+                                "(real traces live in ../shared/workflows/pegasus/*/)")
+    bandwidth = float(bandwidth)
+    if not bandwidth > 0 or not math.isfinite(bandwidth):
+        raise ValueError(f"bandwidth must be positive bytes/s, got {bandwidth!r}")
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc}); expected a WfFormat trace") from None
+    if not isinstance(doc, dict) or "workflow" not in doc:
+        raise ValueError(f"{path} has no 'workflow' object: not a WfFormat trace")
+    version = str(doc.get("schemaVersion", ""))
+    wf = doc["workflow"]
+    if version.startswith("1.5") or (not version and "specification" in wf):
+        nodes, edges = _wf15(wf, path)
+    elif version in ("1.4", "1.3", "1.2") or (not version and "tasks" in wf):
+        nodes, edges = _wf14(wf, path)
+    else:
+        raise ValueError(f"{path}: WfFormat schemaVersion {version!r} is not supported; "
+                         "supported versions are 1.4 and 1.5 (also 1.2, 1.3 traces in the 1.4 layout)")
+    G = nx.DiGraph()
+    for key, attrs in nodes:
+        G.add_node(key, **attrs)
+    for u, v, nbytes in edges:
+        G.add_edge(u, v, size=nbytes / bandwidth)
+    return TaskGraph.from_networkx(G)
+
+
+def _edges_from_files(tasks: list[dict[str, Any]], key: str, outputs: dict[str, set[str]],
+                      inputs: dict[str, set[str]], sizes: dict[str, float], parents_of: Any,
+                      path: Path) -> list[tuple[str, str, float]]:
+    edges = []
+    ids = {t[key] for t in tasks}
+    for t in tasks:
+        child = t[key]
+        for parent in parents_of(t):
+            if parent not in ids:
+                raise ValueError(f"{path}: task {child!r} names unknown parent {parent!r}")
+            shared = outputs.get(parent, set()) & inputs.get(child, set())
+            edges.append((parent, child, float(sum(sizes.get(f, 0.0) for f in shared))))
+    return edges
+
+
+def _wf15(wf: dict[str, Any], path: Path) -> tuple[list, list]:
+    try:
+        spec, execution = wf["specification"], wf["execution"]
+        tasks = spec["tasks"]
+    except KeyError as exc:
+        raise ValueError(f"{path}: WfFormat 1.5 trace lacks workflow.{exc.args[0]}") from None
+    sizes = {f["id"]: float(f.get("sizeInBytes", 0) or 0) for f in spec.get("files", [])}
+    runtime = {t["id"]: t.get("runtimeInSeconds") for t in execution.get("tasks", [])}
+    nodes = []
+    for t in tasks:
+        rt = runtime.get(t["id"])
+        if rt is None:
+            raise ValueError(f"{path}: task {t['id']!r} has no runtimeInSeconds in "
+                             "workflow.execution.tasks; only executed traces can be loaded")
+        nodes.append((t["id"], {"cost": float(rt), "name": t.get("name", t["id"]),
+                                "category": t.get("category", t.get("name", t["id"]).split("_ID")[0])}))
+    outputs = {t["id"]: set(t.get("outputFiles", [])) for t in tasks}
+    inputs = {t["id"]: set(t.get("inputFiles", [])) for t in tasks}
+    edges = _edges_from_files(tasks, "id", outputs, inputs, sizes,
+                              lambda t: t.get("parents", []), path)
+    return nodes, edges
+
+
+def _wf14(wf: dict[str, Any], path: Path) -> tuple[list, list]:
+    tasks = wf.get("tasks")
+    if tasks is None:
+        jobs = wf.get("jobs")  # 1.2/1.3 traces call them jobs
+        if jobs is None:
+            raise ValueError(f"{path}: WfFormat 1.4 trace lacks workflow.tasks")
+        tasks = jobs
+    # In 1.4 ``name`` is the unique reference (parents list names); ``id`` is optional.
+    key = "name" if all("name" in t for t in tasks) else "id"
+    by_name = {t["name"]: t[key] for t in tasks if "name" in t}
+    nodes, outputs, inputs, sizes = [], {}, {}, {}
+    for t in tasks:
+        rt = t.get("runtimeInSeconds", t.get("runtime"))
+        if rt is None:
+            raise ValueError(f"{path}: task {t[key]!r} has no runtimeInSeconds/runtime; "
+                             "only executed traces can be loaded")
+        nodes.append((t[key], {"cost": float(rt), "name": t.get("name", t[key]),
+                               "category": t.get("category", str(t.get("name", t[key])).split("_ID")[0])}))
+        outputs[t[key]], inputs[t[key]] = set(), set()
+        for f in t.get("files", []):
+            fname = f.get("name", f.get("id"))
+            nbytes = f.get("sizeInBytes", f.get("size", 0)) or 0
+            sizes[fname] = float(nbytes)
+            (outputs if f.get("link") == "output" else inputs)[t[key]].add(fname)
+    # Parents may be listed by name or by id.
+    edges = _edges_from_files(tasks, key, outputs, inputs, sizes,
+                              lambda t: [by_name.get(p, p) for p in t.get("parents", [])], path)
+    return nodes, edges
+
+
+def random_dag(n: int, fat: float = 0.5, density: float = 0.5, regularity: float = 0.5,
+               jump: int = 1, ccr: float = 1.0, seed: int | None = 0,
+               cost_range: tuple[float, float] = (1.0, 100.0),
+               cost_dist: str = "uniform") -> TaskGraph:
+    """A random layered DAG in the style of DAGGEN (Suter's generator).
+
+    Levels hold about ``n ** fat`` tasks each (``fat`` near 0: a chain; near 1: one wide level);
+    ``regularity`` near 1 makes level widths equal, near 0 lets them vary by up to 100%. Each task
+    below the first level gets ``1 + Binomial(width_prev - 1, density)`` parents from the
+    ``jump`` levels above it, at least one from the level just above. Edge sizes are drawn like
+    costs, then scaled so the graph's CCR equals ``ccr``.
+
+    Args:
+        n: number of tasks (>= 1).
+        fat: width exponent in [0, 1].
+        density: edge probability in [0, 1].
+        regularity: in [0, 1].
+        jump: edges may skip up to ``jump - 1`` levels (>= 1).
+        ccr: target communication-to-computation ratio (>= 0).
+        seed: random seed; the same seed gives the same graph.
+        cost_range: (low, high) task cost in seconds.
+        cost_dist: ``"uniform"`` or ``"lognormal"`` (median at the geometric mean of the range,
+            clipped to it).
+
+    Returns:
+        A TaskGraph with integer task names ``0..n-1`` in level order.
+
+    Example:
+        >>> g = random_dag(20, fat=0.5, density=0.4, ccr=1.0, seed=3)
+        >>> len(g), round(g.ccr, 6)
+        (20, 1.0)
+        >>> bool((random_dag(20, fat=0.5, density=0.4, seed=3).cost == g.cost).all())
+        True
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    for name, v in (("fat", fat), ("density", density), ("regularity", regularity)):
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {v!r}")
+    if int(jump) < 1:
+        raise ValueError(f"jump must be >= 1, got {jump!r}")
+    lo, hi = map(float, cost_range)
+    if not 0 <= lo <= hi:
+        raise ValueError(f"cost_range must be (low, high) with 0 <= low <= high, got {cost_range!r}")
+    if cost_dist not in ("uniform", "lognormal"):
+        raise ValueError(f"cost_dist must be 'uniform' or 'lognormal', got {cost_dist!r}")
+    rng = np.random.default_rng(seed)
+    width = max(1.0, float(n) ** float(fat))
+    levels: list[list[int]] = []
+    placed = 0
+    while placed < n:
+        w = width * rng.uniform(float(regularity), 2.0 - float(regularity))
+        w = int(min(max(1, round(w)), n - placed))
+        levels.append(list(range(placed, placed + w)))
+        placed += w
+
+    def draw(k: int) -> np.ndarray:
+        if cost_dist == "uniform":
+            return rng.uniform(lo, hi, k)
+        mu = math.log(math.sqrt(max(lo, 1e-9) * max(hi, 1e-9)))
+        return np.clip(rng.lognormal(mu, 0.75, k), lo, hi)
+
+    costs = draw(n)
+    G = nx.DiGraph()
+    for i in range(n):
+        G.add_node(i, cost=float(costs[i]))
+    for li in range(1, len(levels)):
+        prev = levels[li - 1]
+        pool = [t for lj in range(max(0, li - int(jump)), li - 1) for t in levels[lj]]
+        for t in levels[li]:
+            k = 1 + int(rng.binomial(len(prev) - 1, float(density))) if len(prev) > 1 else 1
+            first = prev[int(rng.integers(len(prev)))]
+            parents = {first}
+            candidates = [p for p in prev + pool if p != first]
+            extra = min(k - 1, len(candidates))
+            if extra > 0:
+                parents.update(candidates[j] for j in rng.choice(len(candidates), extra, replace=False))
+            for p in sorted(parents):
+                G.add_edge(p, t)
+    sizes = draw(G.number_of_edges())
+    for (u, v), s in zip(G.edges(), sizes):
+        G.edges[u, v]["size"] = float(s)
+    g = TaskGraph.from_networkx(G)
+    return g.with_ccr(ccr) if G.number_of_edges() else g

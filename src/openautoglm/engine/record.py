@@ -1,0 +1,178 @@
+"""Dask's records of a run turned into its tables (:func:`collect_run`): the per-task timings of
+:class:`~openautoglm.engine.report.RunResult` and the Execution/Transfer rows written to History.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from openautoglm.engine.report import RunResult
+
+if TYPE_CHECKING:
+
+    from openautoglm.core.graph import TaskGraph
+    from openautoglm.engine.engine import Engine
+    from openautoglm.history.store import History
+    from openautoglm.simulate.schedule import Schedule
+
+__all__ = ["collect_run"]
+
+
+# -- turning Dask's records into a result ----------------------------------------------------
+def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
+                futures: dict[Hashable, Any], failed: bool, inputs: dict[str, Any],
+                out: dict[Hashable, str], dkey: dict[Hashable, Hashable], run_id: str,
+                started: float, history: History | None, name: str, policy: str) -> RunResult:
+    """Gather outputs and records of a finished (or failed) run; store it; raise on failure."""
+    from openautoglm.engine.dispatch import _identities
+    from openautoglm.engine.plugins import pop_failures, pop_records
+    from openautoglm.pipeline.pipeline import TaskFailedError
+
+    client = engine.client
+    if failed:
+        # Stop the run: nothing more starts; what finished is kept.
+        client.cancel([f for f in futures.values() if not f.done()])
+    finished = {k: f for k, f in futures.items() if f.status == "finished"}
+    values = client.gather(list(finished.values())) if finished else []
+    wall = time.time() - started
+    records = client.run_on_scheduler(pop_records, run_id=run_id)
+    attempts = [a for per in client.run(pop_failures, run_id=run_id).values() for a in per]
+    node_of = {v: k for k, v in dkey.items()}
+    addr = [w["address"] for w in workers]
+    windex = {a: i for i, a in enumerate(addr)}
+    ident = _identities(graph)
+    times, executions, transfers = _tables(graph, plan, records, node_of, windex, ident, addr)
+    failures = []
+    for a in attempts:
+        k = node_of.get(a["key"], a["key"])
+        failures.append({"task": k, "worker": a["worker"], "error": a["exception_text"],
+                         "traceback": a["traceback_text"]})
+        executions.append(_failed_execution(a, k, ident.get(k, str(k)), times))
+    starts = [t["start"] for t in times if t["start"] is not None]
+    makespan = max(t["finish"] for t in times if t["finish"] is not None) if starts else 0.0
+
+    result = RunResult()
+    if out:  # a pipeline: every key by its name, the inputs included
+        result.update(inputs)
+        result.update({out[k]: v for k, v in zip(finished, values)})
+    else:
+        result.update(zip(finished, values))
+    result.run_id, result.graph, result.schedule, result.workers = run_id, graph, plan, addr
+    result.times, result.makespan, result.planned_makespan = times, makespan, float(plan.makespan)
+    result.wall_time, result.failures = wall, failures
+    if history is not None:
+        history.record_run(executions, transfers, run_id=run_id, pipeline=name, policy=policy,
+                           n_workers=len(addr), started=started, finished=time.time(),
+                           planned_makespan=result.planned_makespan, realised_makespan=makespan,
+                           status="error" if failed else "ok")
+    if failed:
+        raise _failure(result, records, futures, node_of, attempts, graph, TaskFailedError)
+    return result
+
+
+def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
+            node_of: dict[Hashable, Hashable], windex: dict[str, int], ident: dict[Hashable, str],
+            addr: list[str]) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
+    from openautoglm.history.store import Execution
+
+    by_node = {node_of[r["key"]]: r for r in records if r["key"] in node_of}
+    compute = {}
+    for k, r in by_node.items():
+        cs = [s for s in r["startstops"] if s.get("action") == "compute"]
+        compute[k] = (cs[-1]["start"], cs[-1]["stop"]) if cs else (None, None)
+    t0 = min((s for s, _ in compute.values() if s is not None), default=0.0)
+    times, executions, transfers = [], [], []
+    speeds = plan.cluster.speeds
+    for k in graph.tasks:
+        p = plan.placements.get(k)
+        r = by_node.get(k)
+        start, stop = compute.get(k, (None, None))
+        w = windex.get(r["worker"], -1) if r else None
+        cores = int(plan.cores.get(k, 1))
+        par = float(graph.nx.nodes[k].get("parallel", 0.0) or 0.0)
+        row = {
+            "task": k, "identity": ident[k], "status": r["status"] if r else "cancelled",
+            "worker": w, "start": None if start is None else start - t0,
+            "finish": None if stop is None else stop - t0,
+            "duration": None if start is None else stop - start,
+            "planned_worker": p.worker if p else None, "planned_start": p.start if p else None,
+            "planned_finish": p.finish if p else None,
+            "planned_duration": (p.finish - p.start) if p else None, "cores": cores,
+            "nbytes": r["nbytes"] if r else 0,
+        }
+        times.append(row)
+        if r is None or r["status"] != "ok":
+            continue
+        deps = {node_of.get(d, d): n for d, n in r["deps"]}
+        moved = {d: n for d, n in deps.items() if d in by_node and by_node[d]["worker"] != r["worker"]}
+        speed = float(speeds[w]) if w is not None and 0 <= w < len(speeds) else 1.0
+        executions.append(Execution(
+            task=str(k), identity=ident[k], status="ok", worker=r["worker"], start=start, end=stop,
+            duration=row["duration"], cost=row["duration"] * speed / ((1 - par) + par / cores),
+            cores=cores, input_size=int(sum(deps.values())), output_size=int(r["nbytes"]),
+            bytes_moved=int(sum(moved.values())), planned_start=row["planned_start"],
+            planned_finish=row["planned_finish"]))
+        transfers.extend(_transfers(k, r, moved, by_node, ident))
+    times.sort(key=lambda t: (t["start"] is None, t["start"] or 0.0))
+    return times, executions, transfers
+
+
+def _transfers(k: Hashable, r: dict[str, Any], moved: dict[Hashable, int],
+               by_node: dict[Hashable, dict[str, Any]], ident: dict[Hashable, str]) -> list[Any]:
+    """One Transfer per moved dependency; a gather's time is shared by bytes among its keys."""
+    from openautoglm.history.store import Transfer
+
+    spent: dict[str, float] = defaultdict(float)
+    for s in r["startstops"]:
+        if s.get("action") == "transfer":
+            spent[s.get("source")] += s["stop"] - s["start"]
+    per_source: dict[str, list[Hashable]] = defaultdict(list)
+    for d in moved:
+        per_source[by_node[d]["worker"]].append(d)
+    rows = []
+    for src, deps in per_source.items():
+        total = sum(moved[d] for d in deps) or 1
+        for d in deps:
+            share = spent.get(src, 0.0) * (moved[d] / total if total else 1 / len(deps))
+            rows.append(Transfer(str(d), str(k), ident[d], ident[k], int(moved[d]), share,
+                                 src, r["worker"]))
+    return rows
+
+
+def _failed_execution(a: dict[str, Any], k: Hashable, identity: str, times: list[dict[str, Any]]) -> Any:
+    from openautoglm.history.store import Execution
+
+    dur = a["stop"] - a["start"] if a["start"] is not None and a["stop"] is not None else None
+    return Execution(task=str(k), identity=identity, status="error", worker=a["worker"],
+                     start=a["start"], end=a["stop"], duration=dur,
+                     error=f"{a['exception_text']}\n{a['traceback_text'] or ''}")
+
+
+def _failure(result: RunResult, records: list[dict[str, Any]], futures: dict[Hashable, Any],
+             node_of: dict[Hashable, Hashable], attempts: list[dict[str, Any]], graph: TaskGraph,
+             error_cls: type) -> BaseException:
+    """The TaskFailedError for the task that failed first (not its erred dependents)."""
+    erred = [r for r in records if r["status"] == "error"]
+    key = erred[0]["key"] if erred else next(k for k, f in futures.items() if f.status == "error")
+    task = node_of.get(key, key)
+    cause: BaseException | None = None
+    tb_text = erred[0].get("traceback_text") if erred else None
+    for f in futures.values():
+        if f.status == "error":
+            cause = f.exception()
+            tb = f.traceback()
+            if tb is not None:
+                tb_text = "".join(traceback.format_tb(tb))
+            break
+    if cause is None:
+        cause = RuntimeError(erred[0].get("exception_text") if erred else "unknown error")
+    n_attempts = sum(1 for a in attempts if node_of.get(a["key"], a["key"]) == task) or 1
+    label = graph.nx.nodes[task]["task"].name if "task" in graph.nx.nodes.get(task, {}) else str(task)
+    err = error_cls(label, n_attempts, cause, result.outputs)
+    err.result = result
+    err.traceback = tb_text
+    err.__cause__ = cause
+    return err

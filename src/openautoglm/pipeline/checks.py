@@ -1,0 +1,112 @@
+"""Task argument checks: :class:`PipelineError` and :func:`check_task_args` (names, keys and
+hints are checked before anything runs; the message names the field, the value and the fix).
+"""
+from __future__ import annotations
+
+import math
+import string
+from typing import Any
+
+__all__ = ["PipelineError", "check_task_args"]
+
+
+class PipelineError(ValueError):
+    """A pipeline or task definition that cannot run; the message names the culprit and the fix."""
+
+
+def _template_fields(template: str, where: str) -> list[str]:
+    """The base names of the ``{fields}`` a prompt template uses, in order."""
+    fields = []
+    for _, field, _, _ in string.Formatter().parse(template):
+        if field is None:
+            continue
+        base = field.split(".")[0].split("[")[0]
+        if not base or base.isdigit():
+            raise PipelineError(
+                f"{where}: prompt_template {template!r} has a positional field {{{field}}}; "
+                "name the input key instead, e.g. {cleaned_text}"
+            )
+        fields.append(base)
+    return fields
+
+
+def check_task_args(name: Any, func: Any, input_key: Any, input_keys: Any, output_key: Any,
+                    cost: Any, parallel: Any, resources: Any, retries: Any, output_size: Any,
+                    model: Any, prompt_template: Any) -> tuple[tuple[str, ...], str, dict[str, float]]:
+    """Check :class:`~openautoglm.pipeline.Task`'s arguments; returns ``(inputs, output_key, resources)``.
+
+    Raises:
+        PipelineError: naming the task, the argument and the fix.
+    """
+    if not isinstance(name, str) or not name:
+        raise PipelineError(f"a task's name must be a non-empty string, got {name!r}")
+    where = f"task {name!r}"
+    if func is not None and not callable(func):
+        raise PipelineError(
+            f"{where}: func must be callable, got {type(func).__name__} {func!r}; "
+            "pass the function itself (func=my_function), not its result")
+    if func is not None and (model is not None or prompt_template is not None):
+        raise PipelineError(f"{where}: give either func or model + prompt_template, not both")
+    if func is None and (model is None or prompt_template is None):
+        raise PipelineError(
+            f"{where} has nothing to run: give func=<callable>, or both model=<name> and "
+            "prompt_template=<str> for a prompt task")
+    inputs, output_key = _check_keys(where, input_key, input_keys, name if output_key is None
+                                     else output_key)
+    resources = _check_hints(where, cost, parallel, retries, output_size, resources)
+    if prompt_template is not None:
+        if not isinstance(prompt_template, str):
+            raise PipelineError(f"{where}: prompt_template must be a string")
+        if not isinstance(model, str) or not model:
+            raise PipelineError(f"{where}: model must be a model name string, got {model!r}")
+        unknown = [f for f in _template_fields(prompt_template, where) if f not in inputs]
+        if unknown:
+            raise PipelineError(
+                f"{where}: prompt_template uses {{{unknown[0]}}} but the task reads only "
+                f"{list(inputs)}; add {unknown[0]!r} to input_keys or fix the template")
+    return inputs, output_key, resources
+
+
+def _check_keys(where: str, input_key: Any, input_keys: Any, output_key: Any
+                ) -> tuple[tuple[str, ...], str]:
+    if input_key is not None and input_keys is not None:
+        raise PipelineError(f"{where}: give input_key or input_keys, not both")
+    if isinstance(input_keys, str):
+        raise PipelineError(
+            f"{where}: input_keys must be a list of keys, got the string {input_keys!r}; "
+            f"use input_key={input_keys!r} or input_keys=[{input_keys!r}]")
+    inputs = (input_key,) if input_key is not None else tuple(input_keys or ())
+    for key in inputs:
+        if not isinstance(key, str) or not key:
+            raise PipelineError(f"{where}: keys must be non-empty strings, got {key!r}")
+    if len(set(inputs)) != len(inputs):
+        raise PipelineError(f"{where} reads a key twice in input_keys={list(inputs)}")
+    if not isinstance(output_key, str) or not output_key:
+        raise PipelineError(f"{where}: output_key must be a non-empty string, got {output_key!r}")
+    if output_key in inputs:
+        raise PipelineError(f"{where} reads and writes the same key {output_key!r}")
+    return inputs, output_key
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_hints(where: str, cost: Any, parallel: Any, retries: Any, output_size: Any,
+                 resources: Any) -> dict[str, float]:
+    for label, value in (("cost", cost), ("output_size", output_size)):
+        if not _is_number(value) or not math.isfinite(value) or value < 0:
+            raise PipelineError(
+                f"{where}: {label} must be a finite number >= 0 (seconds), got {value!r}")
+    if not _is_number(parallel) or not 0.0 <= parallel <= 1.0:
+        raise PipelineError(
+            f"{where}: parallel is a fraction in [0, 1] (0 = serial), got {parallel!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise PipelineError(f"{where}: retries must be an int >= 0, got {retries!r}")
+    resources = dict(resources or {})
+    for res, amount in resources.items():
+        if not isinstance(res, str) or not _is_number(amount) or amount < 0:
+            raise PipelineError(
+                f"{where}: resources maps names to amounts >= 0, e.g. {{'GPU': 1}}; "
+                f"got {res!r}: {amount!r}")
+    return resources

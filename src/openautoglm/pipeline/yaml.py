@@ -1,0 +1,180 @@
+"""Pipeline validation and the YAML form: Task argument checks, a pydantic v2 schema, load, dump.
+
+Kept apart from :mod:`openautoglm.pipeline` so that module stays about tasks and graphs.
+Unknown fields are refused by name (``extra="forbid"``); YAML is read with ``yaml.safe_load``.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from openautoglm.pipeline.checks import PipelineError
+
+if TYPE_CHECKING:
+    from openautoglm.pipeline.pipeline import Pipeline, Task
+
+__all__ = ["PipelineSpec", "TaskSpec", "dump_pipeline", "import_func", "load_pipeline"]
+
+
+class TaskSpec(BaseModel):
+    """One task of a YAML pipeline; fields as in :class:`~openautoglm.pipeline.Task`."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+    name: str = Field(min_length=1)
+    func: str | None = None
+    input_key: str | None = None
+    input_keys: list[str] | None = None
+    output_key: str | None = None
+    cost: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    parallel: float = Field(default=0.0, ge=0, le=1)
+    resources: dict[str, float] | None = None
+    retries: int = Field(default=0, ge=0)
+    output_size: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    model: str | None = None
+    prompt_template: str | None = None
+
+
+class PipelineSpec(BaseModel):
+    """A YAML pipeline: its name and its tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    tasks: list[TaskSpec] = Field(min_length=1)
+
+
+def import_func(path: str, task: str = "?") -> Any:
+    """Import ``"package.module:function"`` or ``"package.module.function"``.
+
+    Args:
+        path: The import path; after ``:`` dotted attributes are allowed (``mod:Class.method``).
+        task: The task's name, for the error message.
+
+    Raises:
+        PipelineError: When the module or attribute cannot be imported.
+
+    Example:
+        >>> import_func("os.path:join") is import_func("os.path.join")
+        True
+    """
+    if ":" in path:
+        module_name, _, attr = path.partition(":")
+    else:
+        module_name, _, attr = path.rpartition(".")
+    if not module_name or not attr:
+        raise PipelineError(f"task {task!r}: func {path!r} is not an import path; write it as "
+                            "'package.module:function' or 'package.module.function'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PipelineError(f"task {task!r}: cannot import module {module_name!r} for func "
+                            f"{path!r} ({exc}); is the package installed and on sys.path?") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PipelineError(f"task {task!r}: module {module_name!r} has no {attr!r} "
+                                f"(func {path!r}); check the spelling") from None
+    return obj
+
+
+def _format_errors(exc: ValidationError, doc: Any) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        where = "pipeline"
+        if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
+            try:
+                where = f"task {doc['tasks'][loc[1]]['name']!r} (tasks[{loc[1]}])"
+            except (KeyError, TypeError, IndexError):
+                where = f"tasks[{loc[1]}]"
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc) or "(the whole entry)"
+        if err["type"] == "extra_forbidden":
+            allowed = sorted((TaskSpec if where != "pipeline" else PipelineSpec).model_fields)
+            lines.append(f"{where}: unknown field {field!r}; allowed fields: {allowed}")
+        else:
+            lines.append(f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})")
+    return "invalid pipeline YAML:\n  " + "\n  ".join(lines)
+
+
+def _read(source: str | Path) -> tuple[str, str]:
+    if isinstance(source, Path) or ("\n" not in source and source.endswith((".yaml", ".yml"))):
+        path = Path(source)
+        if not path.is_file():
+            raise PipelineError(f"pipeline file {str(path)!r} not found")
+        return path.read_text(encoding="utf-8"), str(path)
+    return source, "<string>"
+
+
+def load_pipeline(source: str | Path) -> Pipeline:
+    """Load and validate a pipeline from a YAML path or YAML text (see ``Pipeline.from_yaml``)."""
+    from openautoglm.pipeline.pipeline import Pipeline, Task
+
+    text, origin = _read(source)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PipelineError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise PipelineError(f"{origin}: a pipeline YAML is a mapping with 'name' and 'tasks', "
+                            f"got {type(doc).__name__}")
+    try:
+        spec = PipelineSpec.model_validate(doc)
+    except ValidationError as exc:
+        raise PipelineError(f"{origin}: {_format_errors(exc, doc)}") from None
+    pipeline = Pipeline(spec.name)
+    for t in spec.tasks:
+        fields = t.model_dump(exclude_unset=True)
+        if t.func is not None:
+            fields["func"] = import_func(t.func, t.name)
+        pipeline.add_task(Task(**fields))
+    pipeline._dependency_graph()  # refuse cycles at load time, before anything runs
+    return pipeline
+
+
+def _func_path(task: Task) -> str:
+    func = task.func
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not module or not qualname or "<" in qualname:
+        raise PipelineError(
+            f"task {task.name!r}: func {func!r} cannot be named by an import path (a lambda, a "
+            "closure or a callable object); define it at module level to dump to YAML")
+    path = f"{module}:{qualname}"
+    try:
+        found = import_func(path, task.name)
+    except PipelineError:
+        found = None
+    if found is not func and getattr(found, "__func__", found) != getattr(func, "__func__", func):
+        raise PipelineError(f"task {task.name!r}: func {path!r} does not import back to the "
+                            "same object; define it at module level to dump to YAML")
+    return path
+
+
+def dump_pipeline(pipeline: Pipeline) -> str:
+    """The YAML text of ``pipeline`` (defaults left out); see ``Pipeline.to_yaml``."""
+    defaults = {name: f.default for name, f in TaskSpec.model_fields.items()}
+    tasks = []
+    for task in pipeline.tasks.values():
+        entry: dict[str, Any] = {"name": task.name}
+        if task.func is not None:
+            entry["func"] = _func_path(task)
+        if len(task.inputs) == 1:
+            entry["input_key"] = task.inputs[0]
+        elif task.inputs:
+            entry["input_keys"] = list(task.inputs)
+        if task.output_key != task.name:
+            entry["output_key"] = task.output_key
+        for name in ("cost", "parallel", "retries", "output_size", "model", "prompt_template"):
+            if getattr(task, name) != defaults[name]:
+                entry[name] = getattr(task, name)
+        if task.resources:
+            entry["resources"] = dict(task.resources)
+        tasks.append(entry)
+    return yaml.safe_dump({"name": pipeline.name, "tasks": tasks}, sort_keys=False)

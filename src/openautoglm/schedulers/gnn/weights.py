@@ -1,0 +1,90 @@
+"""The learned scheduler's weights file: :func:`save_model`/:func:`load_model`, and
+``DEFAULT_WEIGHTS`` (``gnn.pt`` beside this module).
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from openautoglm.schedulers.gnn.features import FEATURE_NAMES
+
+if TYPE_CHECKING:
+    from openautoglm.schedulers.gnn.model import SchedulerGCN
+
+__all__ = ["DEFAULT_WEIGHTS", "load_model", "save_model"]
+
+
+#: The shipped weights (trained by ``openautoglm train-scheduler``).
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "gnn.pt"
+
+
+def load_model(path: str | Path | None = None) -> SchedulerGCN:
+    """Load a trained :class:`~openautoglm.schedulers.gnn.model.SchedulerGCN` (``weights_only=True``).
+
+    Args:
+        path: A file written by :func:`openautoglm.schedulers.gnn.weights.save_model`; ``None`` loads the
+            shipped weights.
+
+    Returns:
+        The model in eval mode.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file was trained on other features than this version computes.
+    """
+    p = Path(path) if path is not None else DEFAULT_WEIGHTS
+    if path is None:
+        return _load_cached(str(p))
+    return _load(p)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(path: str) -> SchedulerGCN:
+    return _load(Path(path))
+
+
+def _load(p: Path) -> SchedulerGCN:
+    import torch
+
+    from openautoglm.schedulers.gnn.model import SchedulerGCN
+
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"no scheduler weights at {p}; train some with `openautoglm train-scheduler --out {p}` "
+            f"or pass weights=None to use the shipped ones"
+        )
+    blob = torch.load(p, map_location="cpu", weights_only=True)
+    names = tuple(blob.get("feature_names", ()))
+    if names != FEATURE_NAMES:
+        raise ValueError(
+            f"{p} was trained on features {names} but this version computes {FEATURE_NAMES}; "
+            f"retrain with `openautoglm train-scheduler`"
+        )
+    model = SchedulerGCN(len(FEATURE_NAMES), int(blob["hidden_channels"]),
+                         blob.get("base_feature"), float(blob.get("min_share", 0.05)))
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+def save_model(model: SchedulerGCN, path: str | Path, meta: dict[str, object] | None = None) -> None:
+    """Write a model's weights in the format :func:`openautoglm.schedulers.gnn.load_model` reads.
+
+    Args:
+        model: The model.
+        path: Destination file (parent folders are created).
+        meta: Extra plain values (ints, floats, strings) stored beside the weights.
+    """
+    import torch
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
+        "feature_names": list(FEATURE_NAMES),
+        "hidden_channels": model.hidden_channels,
+        "base_feature": model.base_feature,
+        "min_share": model.min_share,
+        "meta": dict(meta or {}),
+    }
+    torch.save(blob, p)

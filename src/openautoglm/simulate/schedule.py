@@ -1,0 +1,468 @@
+"""The simulator: schedules, their validity, the lower bound, and the one list scheduler.
+
+Cast of characters:
+
+- ``placement``: ``(worker, start, finish)`` of one task; ``cores``: how many of the worker's
+  cores it holds for that whole interval.
+- ``drt``: data-ready time of a task on a worker: every parent finished and, when the parent ran
+  on another worker, its edge's ``size / bandwidth`` transfer done.
+- ``eft``: earliest finish time; list scheduling puts each task where it finishes earliest.
+- ``timeline``: per worker, the cores in use as a step function of time
+  (breakpoints ``T`` and usage ``U``; adjacent equal steps are merged, so a busy single-core
+  worker is one step and each idle gap is one more).
+
+::
+
+    worker 0  |--a--|     |--c--|          a -> c on the same worker: no transfer
+    worker 1        |~~~~|--b--|           a -> b across workers: b waits size/bandwidth (~)
+
+``Schedule.add`` refuses any placement that breaks the cost model, so a Schedule is valid by
+construction; ``list_schedule`` builds one fast (arrays, bisect on the timelines, numpy over the
+workers). Read ``tests/simulate/test_simulate.py`` for hand-computed schedules.
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from openautoglm._typing import TaskKey, WorkerIndex
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.graph import TaskGraph
+from openautoglm.simulate import _kernel
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Schedule", "Placement", "InvalidScheduleError", "lower_bound", "check_schedule"]
+
+#: Overlaps and gaps within this relative tolerance are rounding, not conflicts: the search for
+#: a start (both engines) and the validity checks use the same one.
+_REL_TOL = _kernel.REL_TOL
+
+
+def _tol(t: float) -> float:
+    return _REL_TOL * max(1.0, abs(t))
+
+
+class InvalidScheduleError(ValueError):
+    """A placement or a schedule breaks the cost model (dependency, transfer or core capacity)."""
+
+
+class Placement(NamedTuple):
+    """Where and when one task runs."""
+
+    worker: WorkerIndex
+    start: float
+    finish: float
+
+
+class Schedule:
+    """A (partial) plan: which worker runs each task, when, with how many cores.
+
+    Args:
+        graph: the tasks.
+        cluster: the workers.
+
+    Example:
+        >>> import networkx as nx
+        >>> G = nx.DiGraph(); G.add_node("a", cost=2); G.add_node("b", cost=1)
+        >>> G.add_edge("a", "b", size=3)
+        >>> s = Schedule(TaskGraph.from_networkx(G), Cluster.homogeneous(2))
+        >>> s.add("a", 0, 0.0)
+        Placement(worker=0, start=0.0, finish=2.0)
+        >>> s.add("b", 1, 4.0)
+        Traceback (most recent call last):
+        ...
+        openautoglm.simulate.schedule.InvalidScheduleError: task 'b' cannot start at 4 on worker 1: \
+the data of dependency 'a' (finished 2 on worker 0) arrives at 5
+        >>> s.add("b", 0, 2.0).finish, s.makespan
+        (3.0, 3.0)
+    """
+
+    def __init__(self, graph: TaskGraph, cluster: Cluster) -> None:
+        if not isinstance(graph, TaskGraph):
+            raise TypeError(f"graph must be a TaskGraph, got {type(graph).__name__}; "
+                            "build one with TaskGraph.from_networkx(G)")
+        if not isinstance(cluster, Cluster):
+            raise TypeError(f"cluster must be a Cluster, got {type(cluster).__name__}; "
+                            "build one with Cluster.homogeneous(n) or Cluster(speeds=[...])")
+        self.graph = graph
+        self.cluster = cluster
+        self._et = graph.exec_time(cluster)
+        n, W = len(graph), cluster.n_workers
+        self._comm = graph.pred_size / cluster.bandwidth  # aligned with pred_idx
+        self._worker = np.full(n, -1, dtype=np.int64)
+        self._start = np.full(n, np.nan)
+        self._finish = np.full(n, np.nan)
+        self._ncores = np.zeros(n, dtype=np.int64)
+        self._T: list[list[float]] = [[0.0] for _ in range(W)]
+        self._U: list[list[int]] = [[0] for _ in range(W)]
+        self._end = np.zeros(W)          # end of the last busy step per worker
+        self._last_start = np.zeros(W)   # latest start placed per worker (append-only mode)
+        self.placements: dict[TaskKey, Placement] = {}
+        self.cores: dict[TaskKey, int] = {}
+
+    # ------------------------------------------------------------------ building
+    def duration(self, task: TaskKey, worker: WorkerIndex, cores: int = 1) -> float:
+        """Run time of ``task`` on ``worker`` with ``cores`` cores under the cost model."""
+        i = self.graph._idx(task)
+        p = float(self.graph.parallel[i])
+        return float(self._et[i, worker]) * ((1.0 - p) + p / cores)
+
+    def data_ready(self, task: TaskKey, worker: WorkerIndex) -> float:
+        """When every dependency of ``task`` has finished and its data reached ``worker``.
+
+        Raises:
+            InvalidScheduleError: a dependency is not placed yet.
+        """
+        i = self.graph._idx(task)
+        return self._data_ready(i, worker, check=True)
+
+    def _data_ready(self, i: int, w: int, check: bool = False) -> float:
+        g = self.graph
+        ps, pe = g.pred_ptr[i], g.pred_ptr[i + 1]
+        drt = 0.0
+        for e in range(ps, pe):
+            j = g.pred_idx[e]
+            if self._worker[j] < 0:
+                if check:
+                    raise InvalidScheduleError(
+                        f"task {g.tasks[i]!r} cannot be placed before its dependency "
+                        f"{g.tasks[j]!r}: place {g.tasks[j]!r} first")
+                return math.inf
+            arrive = self._finish[j] + (self._comm[e] if self._worker[j] != w else 0.0)
+            drt = max(drt, float(arrive))
+        return drt
+
+    def add(self, task: TaskKey, worker: WorkerIndex, start: float, cores: int = 1) -> Placement:
+        """Place ``task`` on ``worker`` from ``start``, holding ``cores`` cores.
+
+        Args:
+            task: a task of the graph, not placed yet.
+            worker: worker index in ``[0, cluster.n_workers)``.
+            start: start time in seconds (>= 0).
+            cores: cores to hold, ``1 <= cores <= cluster.cores[worker]``.
+
+        Returns:
+            The placement; its finish follows from the cost model.
+
+        Raises:
+            InvalidScheduleError: unknown or already placed task, bad worker or core count,
+                a dependency not placed or not finished, data not arrived, or the worker's cores
+                over-subscribed somewhere in ``[start, finish)``.
+        """
+        g = self.graph
+        if task not in g.index:
+            raise InvalidScheduleError(f"unknown task {task!r}: it is not in the graph")
+        i = g.index[task]
+        if self._worker[i] >= 0:
+            raise InvalidScheduleError(f"task {task!r} is placed twice (already at {self.placements[task]})")
+        W = self.cluster.n_workers
+        if not isinstance(worker, (int, np.integer)) or not 0 <= worker < W:
+            raise InvalidScheduleError(f"worker {worker!r} does not exist: use 0..{W - 1}")
+        worker = int(worker)
+        C = int(self.cluster.cores[worker])
+        if not isinstance(cores, (int, np.integer)) or not 1 <= cores <= C:
+            raise InvalidScheduleError(f"task {task!r}: cores={cores!r} but worker {worker} has {C} "
+                                       f"core(s): use 1..{C}")
+        start = float(start)
+        if not math.isfinite(start) or start < 0:
+            raise InvalidScheduleError(f"task {task!r}: start {start!r} must be finite and >= 0")
+        ps, pe = g.pred_ptr[i], g.pred_ptr[i + 1]
+        for e in range(ps, pe):
+            j = g.pred_idx[e]
+            dep = g.tasks[j]
+            if self._worker[j] < 0:
+                raise InvalidScheduleError(f"task {task!r} depends on {dep!r}, which is not placed: "
+                                           f"place {dep!r} first")
+            same = self._worker[j] == worker
+            arrive = float(self._finish[j] + (0.0 if same else self._comm[e]))
+            if start + _tol(arrive) < arrive:
+                what = (f"dependency {dep!r} finishes at {self._finish[j]:.6g}" if same else
+                        f"the data of dependency {dep!r} (finished {self._finish[j]:.6g} on worker "
+                        f"{self._worker[j]}) arrives at {arrive:.6g}")
+                raise InvalidScheduleError(f"task {task!r} cannot start at {start:.6g} on worker "
+                                           f"{worker}: {what}")
+        d = self.duration(task, worker, int(cores))
+        clash = self._overload(worker, start, d, int(cores), C)
+        if clash is not None:
+            raise InvalidScheduleError(
+                f"task {task!r} on worker {worker} over-subscribes its {C} core(s): "
+                f"{clash[1]} core(s) already busy at {clash[0]:.6g}, {cores} more requested")
+        return self._place(i, worker, start, int(cores), start + d)
+
+    def _overload(self, w: int, t: float, d: float, k: int, C: int) -> tuple[float, int] | None:
+        """First (time, usage) in ``[t, t + d)`` where ``k`` more cores do not fit, else None."""
+        if d <= 0:
+            return None
+        T, U = self._T[w], self._U[w]
+        lo, hi = t + _tol(t), t + d - _tol(t + d)
+        m = max(bisect_right(T, lo) - 1, 0)
+        while m < len(T) and T[m] < hi:
+            if U[m] + k > C:
+                return (max(T[m], t), U[m])
+            m += 1
+        return None
+
+    def _place(self, i: int, w: int, t: float, k: int, f: float) -> Placement:
+        """Record a placement that is known to be valid and update the worker's timeline."""
+        self._worker[i], self._start[i], self._finish[i], self._ncores[i] = w, t, f, k
+        key = self.graph.tasks[i]
+        pl = Placement(w, t, f)
+        self.placements[key] = pl
+        self.cores[key] = k
+        if t > self._last_start[w]:
+            self._last_start[w] = t
+        if f > t:
+            T, U = self._T[w], self._U[w]
+            a = bisect_right(T, t) - 1
+            if T[a] != t:
+                a += 1
+                T.insert(a, t)
+                U.insert(a, U[a - 1])
+            b = bisect_left(T, f, a)
+            if b == len(T) or T[b] != f:
+                T.insert(b, f)
+                U.insert(b, U[b - 1])
+            for m in range(a, b):
+                U[m] += k
+            # Merge equal neighbours so busy stretches stay one step.
+            if U[b] == U[b - 1]:
+                del T[b], U[b]
+            if a > 0 and U[a] == U[a - 1]:
+                del T[a], U[a]
+            self._end[w] = T[-1]
+        return pl
+
+    def _load(self, worker: np.ndarray, start: np.ndarray, finish: np.ndarray, T: np.ndarray,
+              U: np.ndarray, L: np.ndarray, K: np.ndarray) -> None:
+        """Adopt a complete plan computed by the compiled kernel (already valid)."""
+        n = len(worker)
+        rows = np.arange(n)
+        self._worker[:] = worker
+        self._start[:] = start
+        self._finish[:] = finish
+        self._ncores[:] = K[rows, worker] if n else 0
+        for w in range(self.cluster.n_workers):
+            self._T[w] = T[w, :L[w]].tolist()
+            self._U[w] = U[w, :L[w]].tolist()
+            self._end[w] = self._T[w][-1]
+            on = worker == w
+            self._last_start[w] = start[on].max() if on.any() else 0.0
+        keys = self.graph.tasks
+        self.placements = {keys[i]: Placement(w, s, f) for i, w, s, f in
+                           zip(range(n), worker.tolist(), start.tolist(), finish.tolist())}
+        self.cores = dict(zip(keys, self._ncores.tolist()))
+
+    def _earliest_start(self, w: int, t: float, d: float, k: int, C: int) -> float:
+        """Earliest ``s >= t`` with ``k`` cores free on ``w`` during ``[s, s + d)``."""
+        if d <= 0:
+            return t
+        T, U = self._T[w], self._U[w]
+        n = len(T)
+        i = bisect_right(T, t + _tol(t)) - 1  # a step ending within rounding after t is over
+        while True:
+            if U[i] + k > C:
+                # The last step is idle, so a blocked step always has a successor.
+                i += 1
+                t = T[i]
+                continue
+            e = t + d
+            e -= _tol(e)  # a step that begins within rounding of the end does not block
+            j = i + 1
+            while j < n and T[j] < e:
+                if U[j] + k > C:
+                    break
+                j += 1
+            else:
+                return t
+            i = j + 1
+            t = T[i]
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def makespan(self) -> float:
+        """Finish time of the last task (0 for an empty schedule)."""
+        if not self.placements:
+            return 0.0
+        return float(np.nanmax(self._finish))
+
+    @property
+    def complete(self) -> bool:
+        """Whether every task of the graph is placed."""
+        return len(self.placements) == len(self.graph)
+
+    def __len__(self) -> int:
+        return len(self.placements)
+
+    def __repr__(self) -> str:
+        return (f"Schedule({len(self.placements)}/{len(self.graph)} tasks, "
+                f"{self.cluster.n_workers} workers, makespan={self.makespan:.6g})")
+
+    def start_order(self) -> list[TaskKey]:
+        """Tasks by planned start (ties by topological position): the order to submit them in."""
+        placed = np.flatnonzero(self._worker >= 0)
+        order = placed[np.lexsort((placed, self._start[placed]))]
+        return [self.graph.tasks[i] for i in order]
+
+    def validate(self) -> None:
+        """Check the whole schedule from scratch.
+
+        Raises:
+            InvalidScheduleError: a task is not placed, or any placement breaks the cost model.
+        """
+
+        problems = check_schedule(self)
+        if problems:
+            raise InvalidScheduleError("; ".join(problems[:5]) +
+                                       (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """One row per placed task: task, worker, start, finish, duration, cores, sorted by start."""
+        import pandas as pd
+
+        rows = [(k, p.worker, p.start, p.finish, p.finish - p.start, self.cores[k])
+                for k, p in self.placements.items()]
+        df = pd.DataFrame(rows, columns=["task", "worker", "start", "finish", "duration", "cores"])
+        return df.sort_values(["start", "worker"], kind="stable").reset_index(drop=True)
+
+    def gantt(self, path: str | None = None, ax: Any = None, labels: bool | None = None) -> Any:
+        """Draw a Gantt chart (one row per worker, one lane per core).
+
+        Args:
+            path: save the figure there (png, svg, pdf) when given.
+            ax: a matplotlib Axes to draw into; a new figure otherwise.
+            labels: write task names in bars (default: when there are at most 60 tasks).
+
+        Returns:
+            The matplotlib Axes.
+        """
+        import matplotlib
+
+        if ax is None:
+            matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            W = self.cluster.n_workers
+            _, ax = plt.subplots(figsize=(10, 1 + 0.6 * W))
+        labels = len(self.placements) <= 60 if labels is None else labels
+        cmap = plt.get_cmap("tab20")
+        lanes_free: list[list[float]] = [[0.0] * int(c) for c in self.cluster.cores]
+        for n_, key in enumerate(self.start_order()):
+            w, s, f = self.placements[key]
+            C = int(self.cluster.cores[w])
+            free = lanes_free[w]
+            lanes = sorted(range(C), key=lambda L: (free[L] > s + _tol(s), L))[: self.cores[key]]
+            for L in lanes:
+                free[L] = f
+                ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
+                               facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
+            if labels:
+                ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, str(key),
+                        ha="center", va="center", fontsize=7, clip_on=True)
+        ax.set_yticks([w + 0.45 for w in range(self.cluster.n_workers)])
+        ax.set_yticklabels([f"worker {w}" for w in range(self.cluster.n_workers)])
+        ax.set_xlabel("time (s)")
+        ax.set_title(f"makespan {self.makespan:.4g} s")
+        if path is not None:
+            ax.figure.savefig(path, bbox_inches="tight")
+        return ax
+
+
+def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
+    """A makespan no schedule can beat: max(critical path, total work / total capacity).
+
+    The critical path uses each task's fastest possible run time (best worker, all its cores)
+    and no transfers; the work bound divides the least speed-weighted core-seconds each task
+    needs by the cluster's speed-weighted core count. Both stay valid for ``costs`` nodes,
+    multi-core workers and parallel fractions.
+
+    Example:
+        >>> import networkx as nx
+        >>> G = nx.DiGraph([("a", "b")]); nx.set_node_attributes(G, 4.0, "cost")
+        >>> lower_bound(TaskGraph.from_networkx(G), Cluster(speeds=[1, 2]))
+        4.0
+    """
+    n = len(graph)
+    if n == 0:
+        return 0.0
+    et = graph.exec_time(cluster)
+    p = graph.parallel[:, None]
+    C = cluster.cores[None, :].astype(np.float64)
+    fastest = (et * ((1.0 - p) + p / C)).min(axis=1)
+    from openautoglm.core.costs import upward_rank
+
+    critical_path = upward_rank(graph, fastest).max()  # longest path, no transfers
+    work = (et * cluster.speeds[None, :]).min(axis=1).sum()
+    capacity = float((cluster.speeds * cluster.cores).sum())
+    return float(max(critical_path, work / capacity))
+
+
+def check_schedule(schedule: Schedule, complete: bool = True) -> list[str]:
+    """Every way ``schedule`` breaks the cost model, as readable messages (empty when valid).
+
+    Args:
+        schedule: the schedule to check.
+        complete: also require every task of the graph to be placed.
+    """
+    g, c = schedule.graph, schedule.cluster
+    problems: list[str] = []
+    et = g.exec_time(c)
+    pl = schedule.placements
+    if complete:
+        missing = [k for k in g.tasks if k not in pl]
+        if missing:
+            problems.append(f"{len(missing)} task(s) not placed, e.g. {missing[:3]!r}")
+    extra = [k for k in pl if k not in g.index]
+    if extra:
+        problems.append(f"placements for unknown tasks {extra[:3]!r}")
+    events: list[list[tuple[float, int, int]]] = [[] for _ in range(c.n_workers)]
+    for key, p in pl.items():
+        if key not in g.index:
+            continue
+        i = g.index[key]
+        w, s, f = p
+        k = schedule.cores.get(key, 1)
+        if not 0 <= w < c.n_workers:
+            problems.append(f"task {key!r} on unknown worker {w}")
+            continue
+        if not 1 <= k <= c.cores[w]:
+            problems.append(f"task {key!r} holds {k} cores on worker {w}, which has {c.cores[w]}")
+        if not (np.isfinite(s) and s >= 0):
+            problems.append(f"task {key!r} starts at {s!r}")
+        par = g.parallel[i]
+        d = et[i, w] * ((1.0 - par) + par / k)
+        if abs((f - s) - d) > 1e-7 * max(1.0, abs(f)):
+            problems.append(f"task {key!r} runs {f - s:.9g} s but the cost model says {d:.9g} s")
+        for e in range(g.pred_ptr[i], g.pred_ptr[i + 1]):
+            dep = g.tasks[g.pred_idx[e]]
+            if dep not in pl:
+                problems.append(f"task {key!r} is placed but its dependency {dep!r} is not")
+                continue
+            wd, _, fd = pl[dep]
+            arrive = fd + (0.0 if wd == w else g.pred_size[e] / c.bandwidth)
+            if _close_below(s, arrive):
+                problems.append(f"task {key!r} starts at {s:.9g} on worker {w} before the data of "
+                                f"{dep!r} (worker {wd}) arrives at {arrive:.9g}")
+        if f > s:
+            events[w].append((s, +1, k))
+            events[w].append((f, -1, k))
+    for w, ev in enumerate(events):
+        # Releases sort before acquisitions at equal times; nudge by rounding tolerance.
+        ev.sort(key=lambda x: (x[0] + (-1e-7 * max(1.0, abs(x[0])) if x[1] < 0 else 0.0), x[1]))
+        used = 0
+        for t, sign, k in ev:
+            used += sign * k
+            if used > c.cores[w]:
+                problems.append(f"worker {w} runs {used} cores at {t:.9g} but has {c.cores[w]}")
+                break
+    return problems
+
+
+def _close_below(a: float, b: float) -> bool:
+    """True when ``a`` is below ``b`` by more than rounding."""
+    return a + 1e-7 * max(1.0, abs(b)) < b
