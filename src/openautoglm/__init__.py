@@ -63,6 +63,9 @@ _LAZY: dict[str, str] = {
     "register_model": "openautoglm.models.registry",
 }
 
+_SUBPACKAGES = frozenset({"auto", "cli", "core", "demo", "engine", "glm", "history", "models", "ops",
+                          "pipeline", "schedulers", "simulate", "testing"})
+
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from openautoglm.auto.autotask import AutoTask, AutoTaskResult
     from openautoglm.auto.autotrain.config import AutoTrainConfig, AutoTrainConfigError
@@ -86,12 +89,14 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
 
 def __getattr__(name: str) -> Any:
     """Import a heavy part on first use: ``oag.Engine`` imports dask, ``oag.GLMModel`` torch."""
-    if name in _LAZY:
-        import importlib
+    import importlib
 
+    if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
+    if name in _SUBPACKAGES:  # oag.glm.load_corpus works without importing openautoglm.glm first
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'openautoglm' has no attribute {name!r}")
 
 
