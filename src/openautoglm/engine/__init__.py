@@ -1,12 +1,16 @@
 """⑥ Running a plan on Dask: :class:`Engine` (``engine``), the annotated Dask graph
 (``dispatch``), scheduler/worker plugins (``plugins``), Dask's records turned into run tables and
-history rows (``record``), the :class:`RunResult` view (``report``) and ``from_dask``.
+history rows (``record``), the :class:`RunResult` view (``report``), ``from_dask``, and what
+happens when workers, tasks or the scheduler fail (``faults``, ``failures``).
 """
 from __future__ import annotations
 
 from openautoglm.engine.dispatch import EngineError
 from openautoglm.engine.engine import Engine, compute
+from openautoglm.engine.faults import (RunTimeoutError, SchedulerLostError, TaskTimeoutError,
+                                       WorkerKilledError, WorkerLostError)
 from openautoglm.engine.from_dask import from_dask
 from openautoglm.engine.report import RunResult
 
-__all__ = ["Engine", "EngineError", "RunResult", "compute", "from_dask"]
+__all__ = ["Engine", "EngineError", "RunResult", "RunTimeoutError", "SchedulerLostError",
+           "TaskTimeoutError", "WorkerKilledError", "WorkerLostError", "compute", "from_dask"]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dask._task_spec import DataNode, Task, TaskRef
 
 from openautoglm.core.graph import TaskGraph
+from openautoglm.engine.faults import EngineError, call_with_timeout
 
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
@@ -17,15 +18,19 @@ if TYPE_CHECKING:
 __all__ = ["EngineError"]
 
 
-class EngineError(RuntimeError):
-    """The engine cannot run this (unreachable cluster, unsatisfiable request, ...)."""
-
-
 #: Resource units per core: integer units, because Dask loses slots with fractional resources.
 SHARE_UNITS = 1000
 
 
 def _call_task(task: Any, cores: int, *args: Any) -> Any:
+    """Run a pipeline task with ``cores`` threads (the plan's share), within its ``timeout``."""
+    timeout = getattr(task, "timeout", None)
+    if timeout is None:
+        return _call_with_cores(task, cores, *args)
+    return call_with_timeout(_call_with_cores, (task, cores, *args), timeout, task.name)
+
+
+def _call_with_cores(task: Any, cores: int, *args: Any) -> Any:
     """Run a pipeline task with ``cores`` threads (the plan's share), then restore them."""
     torch = sys.modules.get("torch")
     if torch is None or cores <= 1:

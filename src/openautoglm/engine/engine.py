@@ -9,7 +9,7 @@ How the plan is honoured (see /work/shared/notes/dask.md for the measurements be
 - ``priority = -(rank of planned start)``: Dask orders by ``(-priority, generation, dask.order)``
   so the user's value wins over ``dask.order``.
 - ``workers=[address]`` (strict: never stolen) for the worker the plan chose; if that worker
-  dies, the scheduler plugin loosens the pin so the task runs elsewhere.
+  dies, the scheduler plugin drops the pin so the task runs elsewhere (see ``faults``).
 - ``resources={"share": units * cores}`` on workers that declare ``share`` (the embedded
   cluster gives each worker ``units * threads``, 1000 units per core: integer units, since
   fractional resources lose slots), plus the task's own resources (``{"GPU": 1}``).
@@ -40,7 +40,8 @@ from openautoglm.engine.dispatch import (
     _identities,
     _prefix,
 )
-from openautoglm.engine.plugins import FailureRecorder, RunRecorder, seed_durations
+from openautoglm.engine.faults import RunWatch, SchedulerLostError
+from openautoglm.engine.plugins import RECORDER, FailureRecorder, RunRecorder, seed_durations
 from openautoglm.engine.record import collect_run
 from openautoglm.engine.report import RunResult
 
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     from openautoglm.pipeline.pipeline import Pipeline
     from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["Engine", "EngineError", "compute"]
+__all__ = ["Engine", "EngineError", "SchedulerLostError", "compute"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class Engine:
         progress: show a progress bar for runs longer than a second (``None``: when stderr is
             a terminal).
         timeout: seconds to wait for a remote scheduler before failing.
+        no_worker_timeout: seconds a run waits when some of its tasks can run on no worker in
+            the cluster (all workers died, or the only ones with a needed resource) before
+            failing with :class:`~openautoglm.engine.faults.WorkerLostError`.
 
     Raises:
         EngineError: the address cannot be reached within ``timeout`` (names the address).
@@ -91,7 +95,8 @@ class Engine:
                  threads_per_worker: int = 1, processes: bool = False,
                  resources: Mapping[str, float] | None = None,
                  speeds: list[float] | None = None, dashboard: bool = True,
-                 progress: bool | None = None, timeout: float = 10.0) -> None:
+                 progress: bool | None = None, timeout: float = 10.0,
+                 no_worker_timeout: float = 30.0) -> None:
         import os
 
         from distributed import Client, LocalCluster
@@ -99,6 +104,7 @@ class Engine:
         self.progress = progress
         self._dashboard = dashboard
         self.speeds = speeds
+        self.no_worker_timeout = _seconds("no_worker_timeout", no_worker_timeout)
         self.cluster = None
         if address is None:
             n_workers = min(4, os.cpu_count() or 1) if n_workers is None else n_workers
@@ -191,7 +197,7 @@ class Engine:
     def run(self, work: TaskGraph | Pipeline, policy: str = "heft", inputs: Mapping[str, Any] | None = None,
             history: History | None = None, *, plan: Schedule | None = None,
             keys: list[Hashable] | None = None, name: str | None = None,
-            pin: bool | None = None) -> RunResult:
+            pin: bool | None = None, timeout: float | None = None) -> RunResult:
         """Plan ``work`` and run it on the cluster following the plan.
 
         Args:
@@ -206,6 +212,10 @@ class Engine:
             pin: pin each task to its planned worker (``workers=`` strict). ``None``: pin
                 unless some costs are Dask's default guesses (a ``from_dask`` graph without
                 history), where Dask's own data-local placement is better.
+            timeout: seconds the whole call may take; then the run is cancelled and
+                :class:`~openautoglm.engine.faults.RunTimeoutError` names the tasks still running
+                (its ``partial`` holds the outputs already computed). ``None``: no limit (each
+                task's own ``Task(timeout=...)`` still applies).
 
         Returns:
             A :class:`~openautoglm._run.RunResult`: a dict of outputs (for a pipeline, every
@@ -215,10 +225,13 @@ class Engine:
         Raises:
             openautoglm.pipeline.TaskFailedError: a task still raised after its retries; its
                 ``partial`` holds every output already computed, ``result`` the run's record.
-            EngineError: a request no worker can satisfy (before anything is submitted).
+            EngineError: a request no worker can satisfy (before anything is submitted);
+                :class:`~openautoglm.engine.faults.WorkerLostError` (workers died and some tasks
+                can run nowhere), ``SchedulerLostError``, ``RunTimeoutError``.
         """
         from openautoglm.pipeline.pipeline import Pipeline
 
+        deadline = None if timeout is None else time.monotonic() + _seconds("timeout", timeout)
         inputs = dict(inputs or {})
         if isinstance(work, Pipeline):
             name = name or work.name
@@ -238,7 +251,7 @@ class Engine:
             raise ValueError(f"The plan is for {plan.cluster.n_workers} workers but the cluster "
                              f"has {cluster.n_workers}; plan on engine.cluster_model().")
         return self._execute(graph, plan, workers, inputs, history, keys, name or "graph", policy,
-                             pin)
+                             pin, (deadline, timeout))
 
     def compute(self, *args: Any, policy: str = "heft", history: History | None = None,
                 **kwargs: Any) -> tuple[Any, ...]:
@@ -256,7 +269,8 @@ class Engine:
 
     def _execute(self, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
                  inputs: dict[str, Any], history: History | None, keys: list[Hashable] | None,
-                 name: str, policy: str, pin: bool | None = None) -> RunResult:
+                 name: str, policy: str, pin: bool | None = None,
+                 limit: tuple[float | None, float | None] = (None, None)) -> RunResult:
         run_id = uuid.uuid4().hex[:12]
         cores = {k: int(c) for k, c in plan.cores.items()}
         dsk, dkey, out = _build_dsk(graph, inputs, run_id, cores)
@@ -279,19 +293,26 @@ class Engine:
         hlg = HighLevelGraph({f"openautoglm-{run_id}": layer}, {f"openautoglm-{run_id}": set()})
         futures = self.client.get(hlg, [dkey[k] for k in keys], sync=False)
         futures = dict(zip(keys, futures))
-        failed = self._wait(futures)
-        return collect_run(self, graph, plan, workers, futures, failed, inputs, out, dkey,
-                           run_id, started, history, name, policy)
+        watch = RunWatch(self.client, run_id, RECORDER, limit[0], self.no_worker_timeout,
+                         timeout=limit[1])
+        outcome = self._wait(futures, watch)
+        return collect_run(self, graph, plan, workers, futures, outcome, inputs, out, dkey,
+                           run_id, started, history, name, policy, watch)
 
-    def _wait(self, futures: dict[Hashable, Any]) -> bool:
+    def _wait(self, futures: dict[Hashable, Any], watch: RunWatch) -> str:
         """Wait for every future or the first error; a progress bar once it takes over a second.
 
         Polls the futures' states (set by the client's event loop) with a growing interval:
         ``as_completed`` would cost two cross-thread callbacks per future, which for 5,000
         trivial tasks is seconds of contention with the scheduler.
 
+        A ``"lost"`` future (its result was on a worker that died) is waited for: Dask
+        recomputes it. ``watch`` stops the wait at the run's deadline, when tasks can run on no
+        worker in the cluster, or when the scheduler is gone.
+
         Returns:
-            Whether a task failed.
+            ``"ok"``, ``"error"`` (a task failed), ``"cancelled"`` (the cluster cancelled the
+            run's tasks), or ``watch.reason`` (``"timeout"``, ``"stuck"``, ``"scheduler-lost"``).
         """
         show = self._show_progress()
         pending = list(futures.values())
@@ -303,11 +324,15 @@ class Engine:
                 still = []
                 for f in pending:
                     status = f.status
-                    if status == "pending":
+                    if status in ("pending", "lost"):
                         still.append(f)
-                    elif status != "finished":  # error, cancelled or lost
-                        return True
+                    elif status == "error":
+                        return "error"
+                    elif status == "cancelled":
+                        return "scheduler-lost" if watch.scheduler_lost() else "cancelled"
                 pending = still
+                if pending and watch.check():
+                    return watch.reason
                 if bar is not None:
                     bar.update(job, completed=len(futures) - len(pending))
                 elif show and pending and time.monotonic() > deadline:
@@ -325,7 +350,7 @@ class Engine:
             if bar is not None:
                 bar.update(job, completed=len(futures) - len(pending))
                 bar.stop()
-        return False
+        return "ok"
 
     def _show_progress(self) -> bool:
         return self.progress if self.progress is not None else sys.stderr.isatty()
@@ -353,6 +378,14 @@ class Engine:
 
 
 # -- Dask plugins (importable where they run: install openautoglm on remote clusters) ---
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A limit in seconds: a number > 0 (``inf`` allowed: no limit)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0 (float('inf'): no limit), "
+                         f"got {value!r}")
+    return float(value)
 
 
 def compute(*args: Any, policy: str = "heft", engine: Engine | None = None,

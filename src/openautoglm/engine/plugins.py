@@ -1,6 +1,7 @@
 """Dask plugins, the engine's documented hooks: :class:`RunRecorder` (scheduler: transitions and
-transfers of one run), :class:`FailureRecorder` (worker: a failed task's traceback) and
-:func:`seed_durations` (the scheduler's duration estimates from history).
+transfers of one run, lost workers, pins to dead workers dropped), :class:`FailureRecorder`
+(worker: a failed task's traceback) and :func:`seed_durations` (the scheduler's duration
+estimates from history).
 """
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin, WorkerPlugin
 
+from openautoglm.engine.faults import LossTracker, drop_orphan_pins
+
 RECORDER = "openautoglm-recorder"
 
 
@@ -16,23 +19,30 @@ FAILURES = "openautoglm-failures"
 
 
 class RunRecorder(SchedulerPlugin):
-    """Scheduler plugin: per-task records of engine runs, and re-homing of orphaned pins."""
+    """Scheduler plugin: per-task records of engine runs, lost workers, re-homing of orphaned pins."""
 
     name = RECORDER
     idempotent = True
 
     def __init__(self) -> None:
         self.records: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.losses = LossTracker()
         self.scheduler: Any = None
 
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
 
+    def update_graph(self, scheduler: Any, *, tasks: list[Any] | None = None, **kwargs: Any) -> None:
+        # A worker that died after the plan was made, before the graph arrived: nothing else
+        # would ever drop the pins to it. (Called before the new tasks are transitioned.)
+        drop_orphan_pins(scheduler, (scheduler.tasks[k] for k in tasks or () if k in scheduler.tasks))
+
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
-        if start != "processing" or finish not in ("memory", "erred"):
-            return
         ts = self.scheduler.tasks.get(key) if self.scheduler is not None else None
         if ts is None or not ts.annotations or "oag_run" not in ts.annotations:
+            return
+        self.losses.transition(ts, start, finish, kwargs.get("stimulus_id"), kwargs)
+        if start != "processing" or finish not in ("memory", "erred"):
             return
         rec = {
             "key": key,
@@ -52,15 +62,10 @@ class RunRecorder(SchedulerPlugin):
         return self.records.pop(run_id, [])
 
     def remove_worker(self, scheduler: Any, worker: str, **kwargs: Any) -> None:
+        self.losses.remove_worker(scheduler, worker, kwargs.get("stimulus_id"))
         # The plan pinned tasks to this worker with strict restrictions (so that nothing steals
         # them); now that it is gone, let them run anywhere rather than wait forever.
-        recs = {}
-        for ts in scheduler.tasks.values():
-            if ts.worker_restrictions and ts.worker_restrictions <= {worker} \
-                    and ts.annotations and "oag_run" in ts.annotations:
-                ts.loose_restrictions = True
-                if ts.state == "no-worker":
-                    recs[ts.key] = "processing"
+        recs = drop_orphan_pins(scheduler, scheduler.tasks.values())
         if recs:
             scheduler.transitions(recs, stimulus_id=f"openautoglm-rehome-{worker}")
 

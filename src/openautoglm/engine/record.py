@@ -1,14 +1,20 @@
 """Dask's records of a run turned into its tables (:func:`collect_run`): the per-task timings of
 :class:`~openautoglm.engine.report.RunResult` and the Execution/Transfer rows written to History.
+
+A run that stopped (a task failed, the deadline, lost workers, a lost scheduler) raises the error
+that :mod:`openautoglm.engine.failures` builds, after its rows are written.
 """
 from __future__ import annotations
 
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from openautoglm.engine.failures import (fault_rows, gather_outputs, scheduler_lost_error,
+                                         stop_error)
+from openautoglm.engine.faults import RunWatch, pop_losses
+from openautoglm.engine.plugins import RECORDER
 from openautoglm.engine.report import RunResult
 
 if TYPE_CHECKING:
@@ -23,22 +29,30 @@ __all__ = ["collect_run"]
 
 # -- turning Dask's records into a result ----------------------------------------------------
 def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
-                futures: dict[Hashable, Any], failed: bool, inputs: dict[str, Any],
+                futures: dict[Hashable, Any], outcome: str, inputs: dict[str, Any],
                 out: dict[Hashable, str], dkey: dict[Hashable, Hashable], run_id: str,
-                started: float, history: History | None, name: str, policy: str) -> RunResult:
-    """Gather outputs and records of a finished (or failed) run; store it; raise on failure."""
+                started: float, history: History | None, name: str, policy: str,
+                watch: RunWatch) -> RunResult:
+    """Gather outputs and records of a finished (or stopped) run; store it; raise on failure.
+
+    ``outcome`` is the engine's wait loop's (``"ok"``, ``"error"``, ``"timeout"``...).
+    """
     from openautoglm.engine.dispatch import _identities
     from openautoglm.engine.plugins import pop_failures, pop_records
-    from openautoglm.pipeline.pipeline import TaskFailedError
 
     client = engine.client
-    if failed:
-        # Stop the run: nothing more starts; what finished is kept.
-        client.cancel([f for f in futures.values() if not f.done()])
-    finished = {k: f for k, f in futures.items() if f.status == "finished"}
-    values = client.gather(list(finished.values())) if finished else []
+    outcome, gathered = gather_outputs(client, futures, outcome, watch)
+    if outcome == "scheduler-lost":  # nothing more can be asked of the cluster
+        done = sum(f.status == "finished" for f in futures.values())
+        if history is not None:
+            history.record_run([], run_id=run_id, pipeline=name, policy=policy,
+                               n_workers=len(workers), started=started, finished=time.time(),
+                               planned_makespan=float(plan.makespan), status="error")
+        raise scheduler_lost_error(client.scheduler.address, run_id, done, len(futures),
+                                   time.time() - started)
     wall = time.time() - started
     records = client.run_on_scheduler(pop_records, run_id=run_id)
+    losses = client.run_on_scheduler(pop_losses, run_id=run_id, recorder=RECORDER)
     attempts = [a for per in client.run(pop_failures, run_id=run_id).values() for a in per]
     node_of = {v: k for k, v in dkey.items()}
     addr = [w["address"] for w in workers]
@@ -51,15 +65,16 @@ def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[
         failures.append({"task": k, "worker": a["worker"], "error": a["exception_text"],
                          "traceback": a["traceback_text"]})
         executions.append(_failed_execution(a, k, ident.get(k, str(k)), times))
+    executions.extend(fault_rows(losses, watch, node_of, ident, outcome))
     starts = [t["start"] for t in times if t["start"] is not None]
     makespan = max(t["finish"] for t in times if t["finish"] is not None) if starts else 0.0
 
     result = RunResult()
     if out:  # a pipeline: every key by its name, the inputs included
         result.update(inputs)
-        result.update({out[k]: v for k, v in zip(finished, values)})
+        result.update({out[k]: v for k, v in gathered.items()})
     else:
-        result.update(zip(finished, values))
+        result.update(gathered)
     result.run_id, result.graph, result.schedule, result.workers = run_id, graph, plan, addr
     result.times, result.makespan, result.planned_makespan = times, makespan, float(plan.makespan)
     result.wall_time, result.failures = wall, failures
@@ -67,9 +82,9 @@ def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[
         history.record_run(executions, transfers, run_id=run_id, pipeline=name, policy=policy,
                            n_workers=len(addr), started=started, finished=time.time(),
                            planned_makespan=result.planned_makespan, realised_makespan=makespan,
-                           status="error" if failed else "ok")
-    if failed:
-        raise _failure(result, records, futures, node_of, attempts, graph, TaskFailedError)
+                           status=outcome if outcome in ("ok", "timeout") else "error")
+    if outcome != "ok":
+        raise stop_error(outcome, result, records, futures, node_of, attempts, losses, graph, watch)
     return result
 
 
@@ -146,33 +161,9 @@ def _failed_execution(a: dict[str, Any], k: Hashable, identity: str, times: list
     from openautoglm.history.store import Execution
 
     dur = a["stop"] - a["start"] if a["start"] is not None and a["stop"] is not None else None
-    return Execution(task=str(k), identity=identity, status="error", worker=a["worker"],
+    # A task past its Task(timeout=...) raised TaskTimeoutError (exception_text is its repr).
+    timed_out = str(a["exception_text"] or "").startswith("TaskTimeoutError(")
+    return Execution(task=str(k), identity=identity, status="timeout" if timed_out else "error",
+                     worker=a["worker"],
                      start=a["start"], end=a["stop"], duration=dur,
                      error=f"{a['exception_text']}\n{a['traceback_text'] or ''}")
-
-
-def _failure(result: RunResult, records: list[dict[str, Any]], futures: dict[Hashable, Any],
-             node_of: dict[Hashable, Hashable], attempts: list[dict[str, Any]], graph: TaskGraph,
-             error_cls: type) -> BaseException:
-    """The TaskFailedError for the task that failed first (not its erred dependents)."""
-    erred = [r for r in records if r["status"] == "error"]
-    key = erred[0]["key"] if erred else next(k for k, f in futures.items() if f.status == "error")
-    task = node_of.get(key, key)
-    cause: BaseException | None = None
-    tb_text = erred[0].get("traceback_text") if erred else None
-    for f in futures.values():
-        if f.status == "error":
-            cause = f.exception()
-            tb = f.traceback()
-            if tb is not None:
-                tb_text = "".join(traceback.format_tb(tb))
-            break
-    if cause is None:
-        cause = RuntimeError(erred[0].get("exception_text") if erred else "unknown error")
-    n_attempts = sum(1 for a in attempts if node_of.get(a["key"], a["key"]) == task) or 1
-    label = graph.nx.nodes[task]["task"].name if "task" in graph.nx.nodes.get(task, {}) else str(task)
-    err = error_cls(label, n_attempts, cause, result.outputs)
-    err.result = result
-    err.traceback = tb_text
-    err.__cause__ = cause
-    return err

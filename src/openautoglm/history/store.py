@@ -100,7 +100,9 @@ class Execution:
     """One attempt of one task, as stored in the history.
 
     ``status`` is ``"ok"`` for a result kept in memory, ``"error"`` for an attempt that raised
-    (retried or final), ``"cancelled"`` for a task that never ran because the run stopped.
+    (retried or final), ``"timeout"`` for an attempt past its ``Task(timeout=)`` or cut by
+    ``engine.run(timeout=)``, ``"worker-died"`` for an attempt whose worker died while running
+    it, ``"cancelled"`` for a task that never ran because the run stopped.
     """
 
     task: str
@@ -244,7 +246,7 @@ class History:
             finished: run end.
             planned_makespan: the plan's makespan (seconds).
             realised_makespan: the measured makespan (seconds).
-            status: ``"ok"`` or ``"error"``.
+            status: ``"ok"``, ``"error"`` or ``"timeout"``.
 
         Returns:
             The run id.

@@ -73,6 +73,9 @@ class Task:
         resources: Abstract resources the task needs, e.g. ``{"GPU": 1}`` (passed to Dask).
         retries: How many times to retry the task if it raises.
         output_size: Transfer seconds of its output at bandwidth 1 (edge ``size`` hint).
+        timeout: Seconds one attempt may run on an :class:`~openautoglm.engine.engine.Engine`
+            before it fails with ``TaskTimeoutError`` (retried like any error); ``None``: no
+            limit. (A thread cannot be killed: the abandoned call finishes in the background.)
         model: Name for ``openautoglm.models.get_model`` (a prompt-template task).
         prompt_template: ``str.format`` template over the input keys, e.g. ``"Summarise: {text}"``.
 
@@ -90,10 +93,14 @@ class Task:
                  output_key: str | None = None, cost: float = 1.0, parallel: float = 0.0,
                  resources: Mapping[str, float] | None = None, retries: int = 0,
                  output_size: float = 0.0, model: str | None = None,
-                 prompt_template: str | None = None) -> None:
+                 prompt_template: str | None = None, timeout: float | None = None) -> None:
         inputs, output_key, resources = check_task_args(
             name, func, input_key, input_keys, output_key, cost, parallel, resources, retries,
             output_size, model, prompt_template)
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not 0 < timeout < float("inf")):
+            raise PipelineError(f"task {name!r}: timeout must be a number of seconds > 0 (or "
+                                f"None for no limit), got {timeout!r}")
         self.name = name
         self.func = func
         self.inputs: tuple[str, ...] = inputs
@@ -105,6 +112,7 @@ class Task:
         self.output_size = float(output_size)
         self.model = model
         self.prompt_template = prompt_template
+        self.timeout = None if timeout is None else float(timeout)
 
     def __getstate__(self) -> dict[str, Any]:
         # A function pickled by value loses its file name (cloudpickle >= 3.1.3): ship its source

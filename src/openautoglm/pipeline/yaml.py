@@ -35,6 +35,7 @@ class TaskSpec(BaseModel):
     resources: dict[str, float] | None = None
     retries: int = Field(default=0, ge=0)
     output_size: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     model: str | None = None
     prompt_template: str | None = None
 
@@ -171,7 +172,8 @@ def dump_pipeline(pipeline: Pipeline) -> str:
             entry["input_keys"] = list(task.inputs)
         if task.output_key != task.name:
             entry["output_key"] = task.output_key
-        for name in ("cost", "parallel", "retries", "output_size", "model", "prompt_template"):
+        for name in ("cost", "parallel", "retries", "output_size", "timeout", "model",
+                     "prompt_template"):
             if getattr(task, name) != defaults[name]:
                 entry[name] = getattr(task, name)
         if task.resources:
