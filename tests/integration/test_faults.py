@@ -349,9 +349,9 @@ def test_scheduler_killed_mid_run_raises_engine_error():
         p = Pipeline("slow", [Task(f"s{i}", func=lambda i=i: slow_square(i), output_key=f"y{i}")
                               for i in range(30)])
         box: dict = {}
-        killer = _kill_when(c, "scheduler", lambda ts: sum(s == "memory" for _, s, _ in ts) >= 1,
-                            box)
         with Engine(c.address, progress=False) as engine:
+            killer = _kill_when(c, "scheduler", lambda ts: sum(s == "memory" for _, s, _ in ts) >= 1,
+                                box)
             with pytest.raises(SchedulerLostError, match="lost the connection to the Dask "
                                f"scheduler at {c.address}"):
                 engine.run(p, timeout=RUN_LIMIT)
