@@ -146,8 +146,8 @@ def cluster():
     c = ProcessCluster(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
     try:
         c.connect()
-        for name in ("w0", "w1"):
-            c.start_worker(name)
+        for name in ("w0", "w1"):  # STABLE: for tasks that must not run on a worker killed here
+            c.start_worker(name, resources="STABLE=1")
         yield c
     finally:
         c.close()
@@ -317,7 +317,7 @@ def test_task_that_kills_its_worker_is_reported_and_recorded(cluster, tmp_path):
         cluster.start_worker(n, resources="BOOM=1")
     h = History(tmp_path / "h.sqlite")
     try:
-        p = Pipeline("boom", [Task("fine", func=lambda: 7, output_key="x"),
+        p = Pipeline("boom", [Task("fine", func=lambda: 7, output_key="x", resources={"STABLE": 1}),
                               Task("crash", func=die, output_key="y", resources={"BOOM": 1})])
         with Engine(cluster.address, progress=False, no_worker_timeout=10) as engine:
             with pytest.raises(TaskFailedError) as info:
