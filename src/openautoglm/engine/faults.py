@@ -1,6 +1,7 @@
 """Run-time faults: a worker that dies, a task that hangs, a scheduler that goes away.
 
-What the engine guarantees (``tests/integration/test_faults.py`` checks each on a real process cluster):
+What the engine guarantees (``tests/integration/test_faults.py`` checks each on a real process
+cluster):
 
 - **A worker dies** (at any moment of a run): the tasks the plan pinned to it are re-homed
   (their strict ``workers=`` pin is dropped, whether the worker died before the graph reached
