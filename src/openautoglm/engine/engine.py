@@ -40,7 +40,7 @@ from openautoglm.engine.dispatch import (
     _identities,
     _prefix,
 )
-from openautoglm.engine.plugins import FailureRecorder, RunRecorder, seed_durations
+from openautoglm.engine.plugins import FailureRecorder, RunRecorder, pop_records, seed_durations
 from openautoglm.engine.record import collect_run
 from openautoglm.engine.report import RunResult
 
@@ -49,9 +49,13 @@ if TYPE_CHECKING:
     from openautoglm.pipeline.pipeline import Pipeline
     from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["Engine", "EngineError", "compute"]
+__all__ = ["Engine", "EngineError", "RunCancelledError", "compute"]
 
 logger = logging.getLogger(__name__)
+
+
+class RunCancelledError(EngineError):
+    """The run was cancelled with :meth:`Engine.cancel` before it finished."""
 
 
 
@@ -73,6 +77,8 @@ class Engine:
         progress: show a progress bar for runs longer than a second (``None``: when stderr is
             a terminal).
         timeout: seconds to wait for a remote scheduler before failing.
+        metrics: an :class:`~openautoglm.engine.metrics.EngineMetrics` to report plans and runs
+            to (opt-in Prometheus metrics; ``None``: none).
 
     Raises:
         EngineError: the address cannot be reached within ``timeout`` (names the address).
@@ -91,12 +97,16 @@ class Engine:
                  threads_per_worker: int = 1, processes: bool = False,
                  resources: Mapping[str, float] | None = None,
                  speeds: list[float] | None = None, dashboard: bool = True,
-                 progress: bool | None = None, timeout: float = 10.0) -> None:
+                 progress: bool | None = None, timeout: float = 10.0,
+                 metrics: Any = None) -> None:
         import os
 
         from distributed import Client, LocalCluster
 
         self.progress = progress
+        self.metrics = metrics
+        self._active: dict[str, dict[Hashable, Any]] = {}  # run id -> futures, while it runs
+        self._cancelled: set[str] = set()
         self._dashboard = dashboard
         self.speeds = speeds
         self.cluster = None
@@ -186,12 +196,17 @@ class Engine:
 
         if history is not None:
             graph = history.refine(graph, identities=_identities(graph))
-        return graph, schedule(graph, cluster or self.cluster_model(), policy=policy)
+        cluster = cluster or self.cluster_model()
+        started = time.perf_counter()
+        plan = schedule(graph, cluster, policy=policy)
+        if self.metrics is not None:
+            self.metrics.observe_plan(policy, time.perf_counter() - started)
+        return graph, plan
 
     def run(self, work: TaskGraph | Pipeline, policy: str = "heft", inputs: Mapping[str, Any] | None = None,
             history: History | None = None, *, plan: Schedule | None = None,
             keys: list[Hashable] | None = None, name: str | None = None,
-            pin: bool | None = None) -> RunResult:
+            pin: bool | None = None, run_id: str | None = None) -> RunResult:
         """Plan ``work`` and run it on the cluster following the plan.
 
         Args:
@@ -206,6 +221,8 @@ class Engine:
             pin: pin each task to its planned worker (``workers=`` strict). ``None``: pin
                 unless some costs are Dask's default guesses (a ``from_dask`` graph without
                 history), where Dask's own data-local placement is better.
+            run_id: the run's id (default a new random one), for :meth:`progress` and
+                :meth:`cancel` from another thread.
 
         Returns:
             A :class:`~openautoglm._run.RunResult`: a dict of outputs (for a pipeline, every
@@ -216,6 +233,7 @@ class Engine:
             openautoglm.pipeline.TaskFailedError: a task still raised after its retries; its
                 ``partial`` holds every output already computed, ``result`` the run's record.
             EngineError: a request no worker can satisfy (before anything is submitted).
+            RunCancelledError: :meth:`cancel` stopped the run.
         """
         from openautoglm.pipeline.pipeline import Pipeline
 
@@ -237,8 +255,48 @@ class Engine:
         elif plan.cluster.n_workers != cluster.n_workers:
             raise ValueError(f"The plan is for {plan.cluster.n_workers} workers but the cluster "
                              f"has {cluster.n_workers}; plan on engine.cluster_model().")
-        return self._execute(graph, plan, workers, inputs, history, keys, name or "graph", policy,
-                             pin)
+        if self.metrics is None:
+            return self._execute(graph, plan, workers, inputs, history, keys, name or "graph",
+                                 policy, pin, run_id)
+        self.metrics.in_progress.inc()
+        result, status = None, "error"
+        try:
+            result = self._execute(graph, plan, workers, inputs, history, keys, name or "graph",
+                                   policy, pin, run_id)
+            status = "ok"
+            return result
+        except RunCancelledError:
+            status = "cancelled"
+            raise
+        except Exception as exc:
+            result = getattr(exc, "result", None)
+            raise
+        finally:
+            self.metrics.in_progress.dec()
+            self.metrics.observe_run(result, policy, status)
+
+    def progress(self, run_id: str) -> tuple[int, int] | None:
+        """``(finished, total)`` outputs of a run in progress; ``None`` if it is not running."""
+        futures = self._active.get(run_id)
+        if futures is None:
+            return None
+        values = list(futures.values())
+        return sum(f.status == "finished" for f in values), len(values)
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run in progress (its ``run`` raises :class:`RunCancelledError`).
+
+        A run still being planned is cancelled as soon as it is submitted.
+
+        Returns:
+            Whether the run had been submitted to Dask.
+        """
+        self._cancelled.add(run_id)
+        futures = self._active.get(run_id)
+        if futures is None:
+            return False
+        self.client.cancel(list(futures.values()))
+        return True
 
     def compute(self, *args: Any, policy: str = "heft", history: History | None = None,
                 **kwargs: Any) -> tuple[Any, ...]:
@@ -256,8 +314,9 @@ class Engine:
 
     def _execute(self, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
                  inputs: dict[str, Any], history: History | None, keys: list[Hashable] | None,
-                 name: str, policy: str, pin: bool | None = None) -> RunResult:
-        run_id = uuid.uuid4().hex[:12]
+                 name: str, policy: str, pin: bool | None = None,
+                 run_id: str | None = None) -> RunResult:
+        run_id = run_id or uuid.uuid4().hex[:12]
         cores = {k: int(c) for k, c in plan.cores.items()}
         dsk, dkey, out = _build_dsk(graph, inputs, run_id, cores)
         if keys is None:
@@ -279,7 +338,18 @@ class Engine:
         hlg = HighLevelGraph({f"openautoglm-{run_id}": layer}, {f"openautoglm-{run_id}": set()})
         futures = self.client.get(hlg, [dkey[k] for k in keys], sync=False)
         futures = dict(zip(keys, futures))
-        failed = self._wait(futures)
+        self._active[run_id] = futures
+        try:
+            if run_id in self._cancelled:  # cancelled while it was being planned
+                self.client.cancel(list(futures.values()))
+            failed = self._wait(futures)
+        finally:
+            self._active.pop(run_id, None)
+        if run_id in self._cancelled:
+            self._cancelled.discard(run_id)
+            self.client.cancel(list(futures.values()))
+            self.client.run_on_scheduler(pop_records, run_id=run_id)
+            raise RunCancelledError(f"run {run_id} was cancelled; nothing of it is recorded")
         return collect_run(self, graph, plan, workers, futures, failed, inputs, out, dkey,
                            run_id, started, history, name, policy)
 
