@@ -221,7 +221,7 @@ class Engine:
             pin: pin each task to its planned worker (``workers=`` strict). ``None``: pin
                 unless some costs are Dask's default guesses (a ``from_dask`` graph without
                 history), where Dask's own data-local placement is better.
-            run_id: the run's id (default a new random one), for :meth:`progress` and
+            run_id: the run's id (default a new random one), for :meth:`run_progress` and
                 :meth:`cancel` from another thread.
 
         Returns:
@@ -275,7 +275,7 @@ class Engine:
             self.metrics.in_progress.dec()
             self.metrics.observe_run(result, policy, status)
 
-    def progress(self, run_id: str) -> tuple[int, int] | None:
+    def run_progress(self, run_id: str) -> tuple[int, int] | None:
         """``(finished, total)`` outputs of a run in progress; ``None`` if it is not running."""
         futures = self._active.get(run_id)
         if futures is None:

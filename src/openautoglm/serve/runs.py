@@ -107,7 +107,7 @@ class RunManager:
             raise KeyError(f"no run {run_id!r}")
         out = {k: v for k, v in rec.items() if k != "inputs"}
         if rec["state"] == "running" and self.engine is not None:
-            live = self.engine.progress(run_id)
+            live = self.engine.run_progress(run_id)
             if live is not None:
                 out["progress"] = {"finished": live[0], "total": live[1]}
         return out
