@@ -111,6 +111,8 @@ def create_app(settings: ServeSettings | None = None,
         await run_in_threadpool(repo.close)
         if history is not None:
             history.close()
+        print("openautoglm serve: stopped cleanly (queued requests served, registry closed)",
+              flush=True)
 
     app = FastAPI(title="openautoglm", lifespan=lifespan)
     app.state.repository, app.state.runs, app.state.metrics = repo, runs, metrics
