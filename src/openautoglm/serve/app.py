@@ -123,6 +123,7 @@ def create_app(settings: ServeSettings | None = None,
     _plan_routes(app, settings, runs, metrics, ready)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(BearerToken, token=settings.token)
+    app.add_middleware(_Observe, metrics=metrics)  # outermost: refusals are counted too
     return app
 
 
@@ -157,17 +158,33 @@ def _errors(app: FastAPI) -> None:
         return _error(exc.status, str(exc))
 
 
-def _observe(app: FastAPI, metrics: ServiceMetrics) -> None:
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.http.labels(path, request.method, str(response.status_code)).inc()
-        metrics.http_latency.labels(path, request.method).observe(time.perf_counter() - start)
-        return response
+class _Observe:
+    """Pure ASGI middleware: counts and times every answer by route template and code."""
 
+    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        code = [500]
+
+        async def sending(event: dict[str, Any]) -> None:
+            if event["type"] == "http.response.start":
+                code[0] = event["status"]
+            await send(event)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.http.labels(path, scope["method"], str(code[0])).inc()
+            self.metrics.http_latency.labels(path, scope["method"]).observe(
+                time.perf_counter() - start)
+
+
+def _observe(app: FastAPI, metrics: ServiceMetrics) -> None:
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
 from openautoglm.cluster import Cluster
 from openautoglm.graph import TaskGraph, load_wfcommons
@@ -86,6 +87,35 @@ def _node_link(doc: dict[str, Any], max_tasks: int, max_edges: int) -> nx.DiGrap
                 raise PlanError(f"{where}.parallel", f"must be in [0, 1], got {p!r}")
             attrs["parallel"] = p
         G.add_node(key, **attrs)
+    if not _add_links_fast(G, links):
+        _add_links_checked(G, links)
+    return G
+
+
+def _add_links_fast(G: nx.DiGraph, links: list[Any]) -> bool:
+    """Adds well-formed links in bulk; ``False`` (nothing added) if any link is not."""
+    try:
+        src = [link["source"] for link in links]
+        dst = [link["target"] for link in links]
+        raw = [link.get("size", 0.0) for link in links]
+    except (TypeError, KeyError, AttributeError):
+        return False
+    if any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in raw):
+        return False
+    sizes = np.asarray(raw, dtype=np.float64)
+    if sizes.size and not (np.isfinite(sizes).all() and (sizes >= 0).all()):
+        return False
+    try:
+        if not all(u in G for u in src) or not all(v in G for v in dst):
+            return False
+    except TypeError:  # an unhashable id
+        return False
+    G.add_edges_from((u, v, {"size": float(x)}) for u, v, x in zip(src, dst, sizes))
+    return True
+
+
+def _add_links_checked(G: nx.DiGraph, links: list[Any]) -> None:
+    """Adds links one by one, naming the first bad one."""
     for i, link in enumerate(links):
         where = f"graph.links[{i}]"
         if not isinstance(link, dict) or "source" not in link or "target" not in link:
@@ -95,7 +125,6 @@ def _node_link(doc: dict[str, Any], max_tasks: int, max_edges: int) -> nx.DiGrap
             if isinstance(key, bool) or not isinstance(key, (str, int)) or key not in G:
                 raise PlanError(f"{where}.{end}", f"{key!r} is not the id of a task in graph.nodes")
         G.add_edge(u, v, size=_number(link.get("size", 0.0), f"{where}.size"))
-    return G
 
 
 def _wfformat(doc: dict[str, Any], max_tasks: int, bandwidth: float) -> TaskGraph:
