@@ -72,6 +72,7 @@ async def replay(url: str, version: str, schedule: np.ndarray, prompts: list[str
     """Open-loop arrivals, at most ``concurrency`` in flight; returns latency stats."""
     latency = np.full(len(schedule), np.nan)
     lost = mismatched = 0
+    why: dict[str, int] = {}
     slots = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
@@ -87,12 +88,14 @@ async def replay(url: str, version: str, schedule: np.ndarray, prompts: list[str
             async with slots:
                 try:
                     r = await client.post(f"/v2/models/glm/versions/{version}/infer", json=body)
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     lost += 1
+                    why[type(exc).__name__] = why.get(type(exc).__name__, 0) + 1
                     return
             latency[k] = time.perf_counter() - (t0 + schedule[k])
             if r.status_code != 200:
                 lost += 1
+                why[str(r.status_code)] = why.get(str(r.status_code), 0) + 1
                 return
             out = r.json()
             if out["id"] != str(k) or out["model_version"] != version \
@@ -102,7 +105,7 @@ async def replay(url: str, version: str, schedule: np.ndarray, prompts: list[str
         await asyncio.gather(*(one(k) for k in range(len(schedule))))
         wall = time.perf_counter() - t0
     ok = latency[~np.isnan(latency)]
-    return {"n": len(schedule), "lost": lost, "mismatched": mismatched,
+    return {"n": len(schedule), "lost": lost, "mismatched": mismatched, "why": why,
             "p50": float(np.percentile(ok, 50)) * 1e3, "p99": float(np.percentile(ok, 99)) * 1e3,
             "throughput": len(ok) / wall}
 
@@ -187,7 +190,7 @@ def main() -> None:
                 r = asyncio.run(replay(url, name, schedule, prompts, want, args.tokens,
                                        args.concurrency))
                 results[(load, name)] = r
-                print(f"load {load:g} {name:9s} n {r['n']} lost {r['lost']} mismatched "
+                print(f"load {load:g} {name:9s} n {r['n']} lost {r['lost']} {r['why']} mismatched "
                       f"{r['mismatched']} p50 {r['p50']:8.1f} ms p99 {r['p99']:8.1f} ms "
                       f"{r['throughput']:6.1f} req/s", flush=True)
         overhead = plan_overhead(url, args.plan_tasks, args.plan_reps)
@@ -220,7 +223,8 @@ def write_table(args, results, overhead, load_before, load_after) -> None:
         best = min(results[(load, "fixed-1")]["p99"], results[(load, "fixed-16")]["p99"])
         for name in POLICIES:
             r = results[(load, name)]
-            lines.append(f"| {load:g} | {name} | {r['n']} | {r['lost']} | {r['mismatched']} | "
+            lost = f"{r['lost']}" + (f" ({r['why']})" if r["why"] else "")
+            lines.append(f"| {load:g} | {name} | {r['n']} | {lost} | {r['mismatched']} | "
                          f"{r['p50']:.1f} | {r['p99']:.1f} | {r['throughput']:.1f} | "
                          f"{r['p99'] / best:.2f}x |")
     o = overhead

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from servicekit import expected_text, infer_body, save_tiny_glm
 
@@ -307,9 +308,33 @@ def test_the_token_guards_everything_but_health(service):
 
 
 def test_no_answer_was_a_5xx(client):
-    """After every bad request above: the service's own counter shows no 5xx answer."""
+    """After every request above: the service's own counter shows no 5xx answer but the 503s
+    of the protocol (not ready yet while starting, a full queue)."""
     text = client.get("/metrics").text
     fives = [line for line in text.splitlines()
              if line.startswith("openautoglm_http_requests_total") and 'code="5' in line
-             and "/v2/health/ready" not in line]  # 503 while starting is the protocol
+             and 'code="503"' not in line]
     assert not fives, fives
+
+
+def test_a_full_queue_answers_503_with_retry_after_and_serving_goes_on(client, models):
+    _register(client, "shed", "1", "checkpoint:seed0.safetensors",
+              batching={"policy": "fixed", "max_batch_size": 1, "max_queue": 2})
+    r = client.post("/v2/models/shed/infer", json=infer_body(*["abc"] * 60))
+    assert r.status_code == 503, r.text
+    assert int(r.headers["retry-after"]) >= 1 and "max_queue=2" in r.json()["error"]
+    r = client.post("/v2/models/shed/infer", json=infer_body("abc", "abc"))
+    assert r.status_code == 200
+    text = client.get("/metrics").text
+    assert 'openautoglm_requests_shed_total{model="shed",version="1"} 1.0' in text
+
+
+def test_serving_in_a_thread_of_this_process(tmp_path):
+    from openautoglm.serve import ServeSettings, create_app, serving
+
+    app = create_app(ServeSettings(registry=tmp_path / "r.sqlite", engine_workers=0, token=None))
+    with serving(app) as url:
+        assert url.startswith("http://127.0.0.1:")
+        assert httpx.get(f"{url}/v2/health/live", timeout=30).json() == {"live": True}
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{url}/v2/health/live", timeout=5)
