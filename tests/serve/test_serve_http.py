@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -31,8 +32,35 @@ def models(tmp_path_factory):
     return d
 
 
+class ChatHandler(BaseHTTPRequestHandler):
+    """A real OpenAI-style chat server: answers "echo(<max_tokens>): <prompt>"."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        reply = f"echo({body.get('max_tokens')}): {body['messages'][-1]['content']}"
+        out = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out.encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory, models):
+def chat_backend():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), ChatHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory, models, chat_backend):
     from servicekit import Service
 
     tmp = tmp_path_factory.mktemp("service")
@@ -40,7 +68,7 @@ def service(tmp_path_factory, models):
                  "--history", str(tmp / "history.sqlite"), "--engine-workers", "2",
                  "--pipeline", f"naps={HERE / 'naps.yaml'}", "--max-tasks", "2000",
                  "--max-body-bytes", str(4 * 2**20)],
-                env={"OPENAUTOGLM_SERVE_TOKEN": TOKEN})
+                env={"OPENAUTOGLM_SERVE_TOKEN": TOKEN, "OPENAUTOGLM_API_BASE": chat_backend})
     yield s
     s.stop()
 
@@ -92,6 +120,14 @@ def test_register_infer_metadata_versions_and_unload(client, models):
     assert client.post("/v2/repository/models/tiny/load", json={"version": "2"}).status_code == 200
     assert client.post("/v2/models/tiny/versions/2/infer",
                        json=infer_body("abc")).json()["outputs"][0]["data"] == [want2]
+
+
+def test_an_api_backend_version_over_a_real_chat_server(client):
+    _register(client, "chat", "glm-4", "api:glm-4")
+    r = client.post("/v2/models/chat/infer", json=infer_body("hi", "there", max_new_tokens=5))
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == ["echo(5): hi", "echo(5): there"]
+    assert client.get("/v2/models/chat").json()["platform"] == "openai-chat"
 
 
 def test_infers_during_load_and_unload_of_another_version_never_fail_or_mix(client, models):
