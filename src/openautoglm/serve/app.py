@@ -304,7 +304,7 @@ def _plan_routes(app: FastAPI, settings: ServeSettings, runs: RunManager,
         result, seconds = plan(body, settings.max_tasks, settings.max_edges,
                                settings.plan_policies)
         metrics.engine.observe_plan(body.policy, seconds)
-        return result
+        return JSONResponse(result)  # plain JSON: no jsonable_encoder walk over the placements
 
     @app.post("/v1/runs", status_code=202)
     async def submit_run(body: RunRequest) -> Any:

@@ -30,7 +30,7 @@ def serving(app: Any, host: str = "127.0.0.1", port: int = 0,
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_keep_alive=30))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="openautoglm-serve", daemon=True)
     thread.start()

@@ -79,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     logging.basicConfig(level=args.log_level.upper())
     print(f"openautoglm serve: listening on http://{host}:{port}", flush=True)
-    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=30)
+    # Keep idle connections longer than clients do (httpx: 5 s), so a client never sends on a
+    # connection the server is closing (the request would be lost to a read error).
+    config = uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=30,
+                            timeout_keep_alive=30)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
