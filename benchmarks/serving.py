@@ -112,12 +112,12 @@ async def replay(url: str, version: str, schedule: np.ndarray, prompts: list[str
 
 def plan_overhead(url: str, n: int, reps: int) -> dict:
     """Median ms of /v1/plan over HTTP and of the same work in-process, alternating."""
-    from openautoglm.cluster import Cluster
-    from openautoglm.graph import random_dag
+    from openautoglm.core.cluster import Cluster
+    from openautoglm.core.loaders import random_dag
     from openautoglm.schedulers import schedule as plan
     from openautoglm.serve.plans import build_graph
     from openautoglm.serve.schemas import PlanRequest
-    from openautoglm.simulate import lower_bound
+    from openautoglm.simulate.schedule import lower_bound
 
     g = random_dag(n, seed=0)
     doc = {"nodes": [{"id": k, "cost": float(c)} for k, c in zip(g.tasks, g.cost)],
@@ -162,7 +162,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from openautoglm.glm import CharTokenizer, GLMConfig, GLMModel, generate, load_corpus
-    from openautoglm.models import save_glm
+    from openautoglm.glm.checkpoint import save_glm
 
     text = load_corpus(max_chars=50_000)
     tok = CharTokenizer.from_text(text)

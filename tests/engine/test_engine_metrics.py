@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from openautoglm.demo import build_pipeline
 from openautoglm.engine.metrics import EngineMetrics
-from openautoglm.executor import Engine, RunCancelledError
+from openautoglm.engine.engine import Engine, RunCancelledError
 from openautoglm.history import History
 from openautoglm.pipeline import Pipeline, Task
 

@@ -77,7 +77,7 @@ class Service:
 def save_tiny_glm(path: Path, seed: int = 0, hidden: int = 16) -> Path:
     """A small random GLM as a .safetensors export (a real checkpoint, seconds to make)."""
     from openautoglm.glm import CharTokenizer, GLMConfig, GLMModel
-    from openautoglm.models import save_glm
+    from openautoglm.glm.checkpoint import save_glm
 
     torch.manual_seed(seed)
     tok = CharTokenizer.from_text("abcdefghij klmnopqrstuvwxyz.")
@@ -88,7 +88,7 @@ def save_tiny_glm(path: Path, seed: int = 0, hidden: int = 16) -> Path:
 def expected_text(path: Path, prompt: str, max_new_tokens: int) -> str:
     """What the checkpoint at ``path`` generates for ``prompt`` in this process."""
     from openautoglm.glm import generate
-    from openautoglm.models import load_glm
+    from openautoglm.glm.checkpoint import load_glm
 
     model, tok, _ = load_glm(path)
     return generate(model, tok, prompt, max_new_tokens=max_new_tokens)

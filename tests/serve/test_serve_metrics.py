@@ -140,7 +140,7 @@ def test_a_real_prometheus_scrapes_the_service(busy_service, tmp_path):
 
 
 def test_dask_scheduler_metrics_work():
-    from openautoglm.executor import Engine
+    from openautoglm.engine.engine import Engine
 
     with Engine(n_workers=1, dashboard=True, progress=False) as engine:
         link = engine.dashboard_link

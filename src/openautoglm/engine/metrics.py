@@ -1,4 +1,4 @@
-"""Prometheus metrics of an :class:`~openautoglm.executor.Engine` (opt-in).
+"""Prometheus metrics of an :class:`~openautoglm.engine.engine.Engine` (opt-in).
 
 An Engine given ``metrics=EngineMetrics(...)`` reports every plan and run::
 
@@ -45,7 +45,7 @@ class EngineMetrics:
 
     Args:
         registry: where to register (default prometheus_client's global ``REGISTRY``).
-        history: a :class:`~openautoglm.history.History` (file-backed) whose size is exported
+        history: a :class:`~openautoglm.history.store.History` (file-backed) whose size is exported
             at each scrape; ``None``: no history metrics.
     """
 
@@ -80,7 +80,7 @@ class EngineMetrics:
         self.planning.labels(policy=policy).observe(seconds)
 
     def observe_run(self, result: Any, policy: str, status: str) -> None:
-        """A finished run: its :class:`~openautoglm.report.RunResult` (``None`` if none)."""
+        """A finished run: its :class:`~openautoglm.engine.report.RunResult` (``None`` if none)."""
         self.runs.labels(policy=policy, status=status).inc()
         if result is None:
             return

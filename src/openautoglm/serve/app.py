@@ -85,7 +85,7 @@ def create_app(settings: ServeSettings | None = None,
     metrics.loaded.set_function(lambda: len(repo._loaded))
 
     def engine_factory() -> Any:
-        from openautoglm.executor import Engine
+        from openautoglm.engine.engine import Engine
 
         if settings.scheduler:
             return Engine(settings.scheduler, progress=False, metrics=metrics.engine)
@@ -129,8 +129,8 @@ def create_app(settings: ServeSettings | None = None,
 
 def _warm_up(policies: tuple[str, ...]) -> None:
     """Plans a two-task graph, so the first /v1/plan does not pay for JIT compilation."""
-    from openautoglm.cluster import Cluster
-    from openautoglm.graph import TaskGraph
+    from openautoglm.core.cluster import Cluster
+    from openautoglm.core.graph import TaskGraph
     from openautoglm.schedulers import schedule
 
     import networkx as nx

@@ -6,7 +6,7 @@ Node-link JSON is networkx's ``node_link_data`` shape::
      "links": [{"source": "a", "target": "b", "size": 0.5}]}       ("edges" is accepted too)
 
 Only numbers are read from it (``cost`` or ``costs``, ``parallel``, ``size``); ids are strings or
-integers. A WfFormat 1.4/1.5 document goes through :func:`openautoglm.graph.load_wfcommons`.
+integers. A WfFormat 1.4/1.5 document goes through :func:`openautoglm.core.loaders.load_wfcommons`.
 Every problem is a :class:`PlanError` naming the field, turned into a 4xx by the app.
 """
 from __future__ import annotations
@@ -21,10 +21,11 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from openautoglm.cluster import Cluster
-from openautoglm.graph import TaskGraph, load_wfcommons
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.graph import TaskGraph
+from openautoglm.core.loaders import load_wfcommons
 from openautoglm.schedulers import available_policies, schedule
-from openautoglm.simulate import lower_bound
+from openautoglm.simulate.schedule import lower_bound
 
 from .schemas import ClusterSpec, PlanRequest
 

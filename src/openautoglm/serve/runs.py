@@ -38,7 +38,7 @@ def _jsonable(value: Any, limit: int = 2000) -> Any:
 
 
 class RunManager:
-    """Queues and runs registered pipelines on an :class:`~openautoglm.executor.Engine`.
+    """Queues and runs registered pipelines on an :class:`~openautoglm.engine.engine.Engine`.
 
     Args:
         engine_factory: ``() -> Engine``, called once, on the first run.
@@ -159,7 +159,7 @@ class RunManager:
             self._run(rec)
 
     def _run(self, rec: dict[str, Any]) -> None:
-        from openautoglm.executor import RunCancelledError
+        from openautoglm.engine.engine import RunCancelledError
 
         try:
             if self.engine is None:
