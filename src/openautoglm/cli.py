@@ -267,6 +267,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="rescale edge sizes to this communication-to-computation ratio")
     sch.add_argument("--seed", type=int, default=0, help="seed for randomised policies")
     sch.add_argument("--gantt", default=None, metavar="PNG", help="write the first policy's Gantt chart")
+    sub.add_parser("serve", add_help=False,
+                   help="serve models, plans and runs over HTTP on 127.0.0.1 (see "
+                        "'openautoglm serve --help')")
     sub.add_parser("train-scheduler", add_help=False,
                    help="train the GNN scheduler (arguments go to openautoglm.schedulers.gnn.training; see "
                         "'openautoglm train-scheduler --help')")
@@ -288,6 +291,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train-scheduler":
         return _cmd_train(argv[1:])
+    if argv and argv[0] == "serve":
+        from openautoglm.serve.cli import main as serve_main
+
+        return serve_main(argv[1:])
     args = _parser().parse_args(argv)
     from openautoglm.pipeline.checks import PipelineError
     from openautoglm.pipeline.pipeline import TaskFailedError

@@ -42,6 +42,16 @@ def test_report_files_from_a_real_run(tmp_path):
     for i in range(4):
         assert f"nap{i}" in page
     assert "realised makespan" in page and "data:image/png;base64," in page
+    md = files["md"].read_text()
+    assert files["md"] == tmp_path / "out" / "report.md"  # beside the Gantt chart
+    assert "![planned above realised](run.png)" in md
+    assert f"| realised makespan (s) | {result.makespan:.4g} |" in md
+    assert "| tasks by status | ok 4 |" in md and "## Estimate error of the plan" in md
+    slowest = [line.split("|")[1].strip() for line in md.split("## Slowest tasks")[1].splitlines()
+               if line.startswith("| nap")]
+    durations = {t["task"]: t["duration"] for t in result.times}
+    assert len(slowest) == 4 and [durations[k] for k in slowest] == sorted(durations.values(),
+                                                                          reverse=True)
     df = result.to_dataframe()
     assert sorted(df["task"]) == [f"nap{i}" for i in range(4)]
     assert (df["duration"] >= df["planned_duration"] * 0.9).all()

@@ -15,6 +15,7 @@ from openautoglm.glm import (
     CharTokenizer,
     GLMConfig,
     GLMModel,
+    QueueFullError,
     RateMeter,
     ServerClosedError,
     choose_batch_size,
@@ -124,7 +125,7 @@ def test_low_rate_serves_requests_one_by_one():
 
 
 def test_a_burst_raises_the_batch_size():
-    """1 request, then 39 while it runs: rate 40/s -> batches of 16, the rest after max_wait."""
+    """1 request, then 39 while it runs: the backlog drains at once in batches of 16, 16, 7."""
     fn = Recorder(hold_first=True)
     table = [(5, 1), (20, 4), (math.inf, 16)]
     with BatchingServer(fn, table=table, max_wait=0.05) as server:
@@ -137,6 +138,84 @@ def test_a_burst_raises_the_batch_size():
     assert fn.sizes == [1, 16, 16, 7]
     stats = server.stats()
     assert stats["requests"] == 40 and stats["batches"] == 4 and stats["batch_sizes"][16] == 2
+
+
+def test_a_backlog_drains_in_full_batches_whatever_the_rate_says():
+    """Regression: batches followed the rate of the last second, so a burst queued behind a
+    slow batch drained one request at a time (300 requests: 15.2 s against 1.9 s for fixed 16).
+
+    The table here says 1 at every plausible rate; the backlog still goes in batches of 16."""
+    fn = Recorder(hold_first=True)
+    table = [(1e9, 1), (math.inf, 16)]
+    with BatchingServer(fn, table=table, max_wait=5.0, max_batch_size=16) as server:
+        first = server.submit(0)
+        assert fn.entered.wait(5)
+        futures = [first] + [server.submit(i) for i in range(1, 31)]
+        assert server.batch_size() == 1 and server.queue_depth() == 30
+        fn.release.set()
+        assert [f.result(5) for f in futures] == [("done", i) for i in range(31)]
+    assert fn.sizes == [1, 16, 14]
+
+
+def test_an_idle_worker_waits_for_the_rate_s_batch_but_a_backlog_does_not_wait():
+    fn = Recorder(hold_first=True)
+    with BatchingServer(fn, table=fixed_table(8), max_wait=30.0) as server:
+        futures = [server.submit(i) for i in range(8)]  # idle: waits for 8, they come at once
+        assert fn.entered.wait(5)
+        futures += [server.submit(i) for i in range(8, 11)]  # a backlog of 3: no 30 s wait
+        start = time.perf_counter()
+        fn.release.set()
+        assert [f.result(10) for f in futures] == [("done", i) for i in range(11)]
+        assert time.perf_counter() - start < 10.0  # well under max_wait (30 s)
+    assert fn.sizes == [8, 3]
+
+
+def test_a_full_queue_sheds_load_with_a_retry_hint():
+    fn = Recorder(hold_first=True)
+    with BatchingServer(fn, table=fixed_table(1), max_wait=0.0, max_queue=3) as server:
+        running = server.submit("running")
+        assert fn.entered.wait(5)
+        queued = [server.submit(i) for i in range(3)]
+        with pytest.raises(QueueFullError, match="max_queue=3") as info:
+            server.submit("one too many")
+        assert info.value.retry_after >= 1 and info.value.max_queue == 3
+        fn.release.set()
+        assert [f.result(5) for f in [running, *queued]] == \
+            [("done", "running")] + [("done", i) for i in range(3)]
+        assert server("after the backlog", timeout=5) == ("done", "after the backlog")
+
+
+@pytest.mark.parametrize("kwargs, message", [({"max_batch_size": 0}, "max_batch_size"),
+                                             ({"max_queue": 0}, "max_queue"),
+                                             ({"max_queue": 2.5}, "max_queue")])
+def test_bad_bounds_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        BatchingServer(lambda xs: xs, **kwargs)
+
+
+def test_batching_metrics_reach_prometheus_text():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from openautoglm.glm.metrics import BatchingMetrics
+
+    metrics = BatchingMetrics(CollectorRegistry())
+    fn = Recorder(hold_first=True)
+    observer = metrics.observer(model="m", version="2")
+    with BatchingServer(fn, table=fixed_table(4), max_wait=0.0, max_queue=4,
+                        observer=observer) as server:
+        futures = [server.submit(0)]
+        assert fn.entered.wait(5)
+        futures += [server.submit(i) for i in range(1, 5)]
+        with pytest.raises(QueueFullError):
+            server.submit(5)
+        text = generate_latest(metrics.registry).decode()
+        assert 'openautoglm_queue_depth{model="m",version="2"} 4.0' in text
+        fn.release.set()
+        [f.result(5) for f in futures]
+    text = generate_latest(metrics.registry).decode()
+    assert 'openautoglm_requests_shed_total{model="m",version="2"} 1.0' in text
+    assert 'openautoglm_batch_size_count{model="m",version="2"} 2.0' in text  # [0], [1..4]
+    assert 'openautoglm_batch_size_sum{model="m",version="2"} 5.0' in text
 
 
 # --- correctness under concurrent callers

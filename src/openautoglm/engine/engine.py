@@ -41,7 +41,13 @@ from openautoglm.engine.dispatch import (
     _prefix,
 )
 from openautoglm.engine.faults import RunWatch, SchedulerLostError
-from openautoglm.engine.plugins import RECORDER, FailureRecorder, RunRecorder, seed_durations
+from openautoglm.engine.plugins import (
+    RECORDER,
+    FailureRecorder,
+    RunRecorder,
+    pop_records,
+    seed_durations,
+)
 from openautoglm.engine.record import collect_run
 from openautoglm.engine.report import RunResult
 
@@ -50,9 +56,13 @@ if TYPE_CHECKING:
     from openautoglm.pipeline.pipeline import Pipeline
     from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["Engine", "EngineError", "SchedulerLostError", "compute"]
+__all__ = ["Engine", "EngineError", "RunCancelledError", "SchedulerLostError", "compute"]
 
 logger = logging.getLogger(__name__)
+
+
+class RunCancelledError(EngineError):
+    """The run was cancelled with :meth:`Engine.cancel` before it finished."""
 
 
 
@@ -77,6 +87,8 @@ class Engine:
         no_worker_timeout: seconds a run waits when some of its tasks can run on no worker in
             the cluster (all workers died, or the only ones with a needed resource) before
             failing with :class:`~openautoglm.engine.faults.WorkerLostError`.
+        metrics: an :class:`~openautoglm.engine.metrics.EngineMetrics` to report plans and runs
+            to (opt-in Prometheus metrics; ``None``: none).
 
     Raises:
         EngineError: the address cannot be reached within ``timeout`` (names the address).
@@ -96,12 +108,15 @@ class Engine:
                  resources: Mapping[str, float] | None = None,
                  speeds: list[float] | None = None, dashboard: bool = True,
                  progress: bool | None = None, timeout: float = 10.0,
-                 no_worker_timeout: float = 30.0) -> None:
+                 no_worker_timeout: float = 30.0, metrics: Any = None) -> None:
         import os
 
         from distributed import Client, LocalCluster
 
         self.progress = progress
+        self.metrics = metrics
+        self._active: dict[str, dict[Hashable, Any]] = {}  # run id -> futures, while it runs
+        self._cancelled: set[str] = set()
         self._dashboard = dashboard
         self.speeds = speeds
         self.no_worker_timeout = _seconds("no_worker_timeout", no_worker_timeout)
@@ -192,12 +207,18 @@ class Engine:
 
         if history is not None:
             graph = history.refine(graph, identities=_identities(graph))
-        return graph, schedule(graph, cluster or self.cluster_model(), policy=policy)
+        cluster = cluster or self.cluster_model()
+        started = time.perf_counter()
+        plan = schedule(graph, cluster, policy=policy)
+        if self.metrics is not None:
+            self.metrics.observe_plan(policy, time.perf_counter() - started)
+        return graph, plan
 
     def run(self, work: TaskGraph | Pipeline, policy: str = "heft", inputs: Mapping[str, Any] | None = None,
             history: History | None = None, *, plan: Schedule | None = None,
             keys: list[Hashable] | None = None, name: str | None = None,
-            pin: bool | None = None, timeout: float | None = None) -> RunResult:
+            pin: bool | None = None, timeout: float | None = None,
+            run_id: str | None = None) -> RunResult:
         """Plan ``work`` and run it on the cluster following the plan.
 
         Args:
@@ -216,6 +237,8 @@ class Engine:
                 :class:`~openautoglm.engine.faults.RunTimeoutError` names the tasks still running
                 (its ``partial`` holds the outputs already computed). ``None``: no limit (each
                 task's own ``Task(timeout=...)`` still applies).
+            run_id: the run's id (default a new random one), for :meth:`run_progress` and
+                :meth:`cancel` from another thread.
 
         Returns:
             A :class:`~openautoglm._run.RunResult`: a dict of outputs (for a pipeline, every
@@ -228,6 +251,7 @@ class Engine:
             EngineError: a request no worker can satisfy (before anything is submitted);
                 :class:`~openautoglm.engine.faults.WorkerLostError` (workers died and some tasks
                 can run nowhere), ``SchedulerLostError``, ``RunTimeoutError``.
+            RunCancelledError: :meth:`cancel` stopped the run.
         """
         from openautoglm.pipeline.pipeline import Pipeline
 
@@ -250,8 +274,48 @@ class Engine:
         elif plan.cluster.n_workers != cluster.n_workers:
             raise ValueError(f"The plan is for {plan.cluster.n_workers} workers but the cluster "
                              f"has {cluster.n_workers}; plan on engine.cluster_model().")
-        return self._execute(graph, plan, workers, inputs, history, keys, name or "graph", policy,
-                             pin, (deadline, timeout))
+        if self.metrics is None:
+            return self._execute(graph, plan, workers, inputs, history, keys, name or "graph",
+                                 policy, pin, (deadline, timeout), run_id)
+        self.metrics.in_progress.inc()
+        result, status = None, "error"
+        try:
+            result = self._execute(graph, plan, workers, inputs, history, keys, name or "graph",
+                                   policy, pin, (deadline, timeout), run_id)
+            status = "ok"
+            return result
+        except RunCancelledError:
+            status = "cancelled"
+            raise
+        except Exception as exc:
+            result = getattr(exc, "result", None)
+            raise
+        finally:
+            self.metrics.in_progress.dec()
+            self.metrics.observe_run(result, policy, status)
+
+    def run_progress(self, run_id: str) -> tuple[int, int] | None:
+        """``(finished, total)`` outputs of a run in progress; ``None`` if it is not running."""
+        futures = self._active.get(run_id)
+        if futures is None:
+            return None
+        values = list(futures.values())
+        return sum(f.status == "finished" for f in values), len(values)
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a run in progress (its ``run`` raises :class:`RunCancelledError`).
+
+        A run still being planned is cancelled as soon as it is submitted.
+
+        Returns:
+            Whether the run had been submitted to Dask.
+        """
+        self._cancelled.add(run_id)
+        futures = self._active.get(run_id)
+        if futures is None:
+            return False
+        self.client.cancel(list(futures.values()))
+        return True
 
     def compute(self, *args: Any, policy: str = "heft", history: History | None = None,
                 **kwargs: Any) -> tuple[Any, ...]:
@@ -270,8 +334,9 @@ class Engine:
     def _execute(self, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
                  inputs: dict[str, Any], history: History | None, keys: list[Hashable] | None,
                  name: str, policy: str, pin: bool | None = None,
-                 limit: tuple[float | None, float | None] = (None, None)) -> RunResult:
-        run_id = uuid.uuid4().hex[:12]
+                 limit: tuple[float | None, float | None] = (None, None),
+                 run_id: str | None = None) -> RunResult:
+        run_id = run_id or uuid.uuid4().hex[:12]
         cores = {k: int(c) for k, c in plan.cores.items()}
         dsk, dkey, out = _build_dsk(graph, inputs, run_id, cores)
         if keys is None:
@@ -295,7 +360,18 @@ class Engine:
         futures = dict(zip(keys, futures))
         watch = RunWatch(self.client, run_id, RECORDER, limit[0], self.no_worker_timeout,
                          timeout=limit[1])
-        outcome = self._wait(futures, watch)
+        self._active[run_id] = futures
+        try:
+            if run_id in self._cancelled:  # cancelled while it was being planned
+                self.client.cancel(list(futures.values()))
+            outcome = self._wait(futures, watch)
+        finally:
+            self._active.pop(run_id, None)
+        if run_id in self._cancelled:
+            self._cancelled.discard(run_id)
+            self.client.cancel(list(futures.values()))
+            self.client.run_on_scheduler(pop_records, run_id=run_id)
+            raise RunCancelledError(f"run {run_id} was cancelled; nothing of it is recorded")
         return collect_run(self, graph, plan, workers, futures, outcome, inputs, out, dkey,
                            run_id, started, history, name, policy, watch)
 

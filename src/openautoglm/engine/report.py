@@ -16,6 +16,7 @@ import base64
 import html
 import io
 import math
+from collections import defaultdict
 from collections.abc import Hashable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,16 +73,17 @@ class RunResult(dict):
         return estimate_error(self.times, self.planned_makespan, self.makespan)
 
     def report(self, path: str | Path) -> dict[str, Path]:
-        """Write the run report: ``<path>.png`` (Gantt: planned above realised) and ``<path>.html``.
+        """Write the run report: ``<path>.png`` (Gantt: planned above realised), ``<path>.html``
+        and ``report.md`` beside them (metrics table, estimate error, slowest tasks).
 
         Args:
             path: file path with or without suffix; the folder is created.
 
         Returns:
-            ``{"png": ..., "html": ...}``.
+            ``{"png": ..., "html": ..., "md": ...}``.
         """
         base = Path(path)
-        base = base.with_suffix("") if base.suffix in (".png", ".html", ".htm") else base
+        base = base.with_suffix("") if base.suffix in (".png", ".html", ".htm", ".md") else base
         base.parent.mkdir(parents=True, exist_ok=True)
         png, page = base.with_suffix(".png"), base.with_suffix(".html")
         fig = gantt(self.times, len(self.workers))
@@ -92,7 +94,9 @@ class RunResult(dict):
         plt.close(fig)
         png.write_bytes(buf.getvalue())
         page.write_text(_html(self, base64.b64encode(buf.getvalue()).decode()), encoding="utf-8")
-        return {"png": png, "html": page}
+        md = base.parent / "report.md"
+        md.write_text(markdown(self, gantt_file=png.name), encoding="utf-8")
+        return {"png": png, "html": page, "md": md}
 
     def __repr__(self) -> str:
         return (f"RunResult({len(self)} outputs, {len(self.times)} tasks, makespan="
@@ -157,6 +161,53 @@ def gantt(times: list[dict[str, Any]], n_workers: int) -> Any:
     axes[1].set_xlabel("seconds")
     fig.tight_layout()
     return fig
+
+
+def markdown(result: RunResult, slowest: int = 10, gantt_file: str | None = None) -> str:
+    """The run as Markdown: a metrics table, the plan's estimate error, the slowest tasks."""
+    err = result.estimate_error()
+    status: dict[str, int] = defaultdict(int)
+    for t in result.times:
+        status[t["status"] or "not run"] += 1
+    metrics = {
+        "run": result.run_id, "tasks": len(result.times),
+        "tasks by status": ", ".join(f"{k} {v}" for k, v in sorted(status.items())),
+        "workers": len(result.workers), "planned makespan (s)": result.planned_makespan,
+        "realised makespan (s)": result.makespan, "wall time (s)": result.wall_time,
+        "failed attempts": len(result.failures)}
+    lines = [f"# Run {result.run_id}", ""]
+    if gantt_file:
+        lines += [f"![planned above realised]({gantt_file})", ""]
+    lines += ["## Metrics", "", "| metric | value |", "|---|---:|"]
+    lines += [f"| {k} | {_fmt(v)} |" for k, v in metrics.items()]
+    lines += ["", "## Estimate error of the plan", "", "| measure | value | meaning |",
+              "|---|---:|---|",
+              f"| makespan error | {_fmt(err['makespan_error'])} | realised / planned - 1 |",
+              f"| task duration MAPE | {_fmt(err['duration_mape'])} | mean of |realised - "
+              "planned| / planned |",
+              f"| task duration bias | {_fmt(err['duration_bias'])} | median realised / planned "
+              "(> 1: slower than planned) |",
+              f"| placement match | {_fmt(err['placement_match'])} | tasks on their planned "
+              "worker |", ""]
+    ran = sorted((t for t in result.times if t["duration"] is not None),
+                 key=lambda t: -t["duration"])[:slowest]
+    lines += [f"## Slowest tasks ({len(ran)} of {len(result.times)})", "",
+              "| task | status | worker | duration (s) | planned worker | planned duration (s) "
+              "| realised / planned |", "|---|---|---:|---:|---:|---:|---:|"]
+    for t in ran:
+        ratio = t["duration"] / t["planned_duration"] if t.get("planned_duration") else None
+        lines.append(f"| {_md(t['task'])} | {t['status']} | {_fmt(t['worker'])} | "
+                     f"{_fmt(t['duration'])} | {_fmt(t['planned_worker'])} | "
+                     f"{_fmt(t.get('planned_duration'))} | {_fmt(ratio)} |")
+    if result.failures:
+        lines += ["", "## Failures", ""]
+        lines += [f"- {_md(f['task'])} on {f['worker']}: {_md(f['error'])}" for f in result.failures]
+    return "\n".join(lines) + "\n"
+
+
+def _md(value: Any) -> str:
+    """A value safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _html(result: RunResult, png_b64: str) -> str:

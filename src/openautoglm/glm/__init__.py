@@ -18,6 +18,7 @@ from .model import GLMConfig, GLMModel, glm_loss
 from .serving import (
     DEFAULT_TABLE,
     BatchingServer,
+    QueueFullError,
     RateMeter,
     ServerClosedError,
     choose_batch_size,
@@ -29,6 +30,7 @@ from .train import evaluate, train
 __all__ = [
     "BatchingServer",
     "DEFAULT_TABLE",
+    "QueueFullError",
     "RateMeter",
     "ServerClosedError",
     "choose_batch_size",

@@ -1,19 +1,26 @@
-"""Adaptive batching: a request queue that sizes batches from the measured request rate.
+"""Adaptive batching: a bounded request queue drained in batches, waiting only when idle.
 
 Callers ``submit`` requests from any thread; one worker thread takes them first-in first-out,
 groups them into batches and calls ``fn(list_of_requests) -> list_of_results`` once per batch.
 Each caller's future gets exactly the result at its own index in its batch.
 
-How big a batch? The server counts arrivals in the last ``rate_window`` seconds and looks the
-rate up in a table of ``(upper_bound_req_per_s, batch_size)`` rows (default below). When fewer
-requests are waiting than the batch size, it waits for more, but never longer than ``max_wait``
-after the oldest request of the batch arrived::
+How big a batch? As Ray Serve's ``@serve.batch`` does, a batch takes everything that is queued,
+up to ``max_batch_size``: a backlog drains at full batches, whatever the rate was. Only when the
+worker finds the queue empty does it wait, for at most ``max_wait`` after the first arrival, and
+the measured request rate decides how long: the rate (arrivals in the last ``rate_window``
+seconds) is looked up in a table of ``(upper_bound_req_per_s, batch_size)`` rows, and the
+worker waits until that many requests are queued (or ``max_wait`` has passed)::
 
-    rate (req/s)   [0, 50)   [50, 200)   [200, inf)
-    batch size        1          4           16
+    rate (req/s)             [0, 50)   [50, 200)   [200, inf)
+    wait for (when idle)        1          4           16
+    batch (backlog of b)           min(b, max_batch_size)
 
-At a low rate a request is served alone at once (no waiting for company that will not come);
-at a high rate larger batches amortise the per-call cost of ``fn`` (a model's forward pass).
+So at a low rate a request is served alone at once (no waiting for company that will not come);
+at a high rate the worker waits briefly for a fuller batch; and a burst never drains one by one
+(the table tunes the wait, it never shrinks a batch below the backlog). The queue is bounded:
+past ``max_queue`` waiting requests ``submit`` raises :class:`QueueFullError` (load shedding)
+instead of letting latency grow without bound.
+
 Tests: ``tests/glm/test_serving.py``; benchmark: ``benchmarks/batching.py``.
 """
 from __future__ import annotations
@@ -24,7 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 Request = TypeVar("Request")
 Result = TypeVar("Result")
@@ -144,19 +151,51 @@ class ServerClosedError(RuntimeError):
     """A request submitted to, or left pending in, a closed :class:`BatchingServer`."""
 
 
+class QueueFullError(RuntimeError):
+    """The queue holds ``max_queue`` requests already: retry after ``retry_after`` seconds.
+
+    Attributes:
+        max_queue: the bound that was reached.
+        retry_after: a hint in seconds (the time the queue needs to drain, at least 1 s).
+    """
+
+    def __init__(self, message: str, max_queue: int, retry_after: float) -> None:
+        super().__init__(message)
+        self.max_queue = max_queue
+        self.retry_after = retry_after
+
+
+class BatchObserver(Protocol):
+    """What a :class:`BatchingServer` reports to (e.g. ``openautoglm.glm.metrics``)."""
+
+    def batch(self, size: int) -> None:
+        """A batch of ``size`` requests goes to ``fn``."""
+
+    def queue_depth(self, depth: int) -> None:
+        """Requests waiting now."""
+
+    def shed(self) -> None:
+        """A request was refused because the queue was full."""
+
+
 class BatchingServer(Generic[Request, Result]):
-    """Serves requests through ``fn`` in batches sized from the measured request rate.
+    """Serves requests through ``fn`` in batches: the backlog, or a short wait when idle.
 
     Args:
         fn: ``fn(requests) -> results``, one result per request, in the same order.
-        table: ``(rate_bound, batch_size)`` rows (see :func:`validate_table`); default
-            :data:`DEFAULT_TABLE`.
-        max_wait: the longest a request waits for its batch to fill, in seconds.
+        table: ``(rate_bound, batch_size)`` rows (see :func:`validate_table`): how many
+            requests an idle worker waits for at each rate; default :data:`DEFAULT_TABLE`.
+        max_wait: the longest an idle worker waits after the first arrival, in seconds.
         rate_window: the window of the rate measurement, in seconds.
         clock: a monotonic clock (for tests).
+        max_batch_size: the largest batch (default: the table's largest size).
+        max_queue: requests that may wait; one more raises :class:`QueueFullError`.
+        observer: optional :class:`BatchObserver` told of batches, queue depth and shedding
+            (:class:`openautoglm.glm.metrics.BatchingMetrics` exports them to Prometheus).
 
     Raises:
-        ValueError: for a bad table, a negative ``max_wait`` or a non-positive ``rate_window``.
+        ValueError: for a bad table, a negative ``max_wait``, a non-positive ``rate_window``,
+            ``max_batch_size`` or ``max_queue``.
 
     Example:
         >>> with BatchingServer(lambda xs: [x * 2 for x in xs], max_wait=0.01) as server:
@@ -172,6 +211,9 @@ class BatchingServer(Generic[Request, Result]):
         max_wait: float = 0.01,
         rate_window: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        max_batch_size: int | None = None,
+        max_queue: int = 4096,
+        observer: BatchObserver | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"fn must be callable (requests -> results), got {fn!r}")
@@ -180,6 +222,15 @@ class BatchingServer(Generic[Request, Result]):
             raise ValueError(f"max_wait must be a finite number of seconds >= 0, got {max_wait!r}")
         self.fn = fn
         self.table = validate_table(table)
+        if max_batch_size is None:
+            max_batch_size = max(size for _, size in self.table)
+        for name, value in (("max_batch_size", max_batch_size), ("max_queue", max_queue)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self.max_batch_size = max_batch_size
+        self.max_queue = max_queue
+        self.observer = observer
+        self._service_time = 0.0  # seconds per request, smoothed (for Retry-After)
         self.max_wait = float(max_wait)
         self.clock = clock
         self.meter = RateMeter(rate_window, clock)
@@ -193,24 +244,37 @@ class BatchingServer(Generic[Request, Result]):
 
     @classmethod
     def fixed(cls, fn: Callable[[list[Request]], Sequence[Result]], batch_size: int,
-              max_wait: float = 0.01) -> BatchingServer[Request, Result]:
-        """A server that always aims for ``batch_size`` (waiting at most ``max_wait``)."""
-        return cls(fn, table=fixed_table(batch_size), max_wait=max_wait)
+              max_wait: float = 0.01, **kwargs: Any) -> BatchingServer[Request, Result]:
+        """A server whose batches hold at most ``batch_size`` and that, when idle, waits up to
+        ``max_wait`` for that many."""
+        return cls(fn, table=fixed_table(batch_size), max_wait=max_wait, **kwargs)
 
     def submit(self, request: Request) -> Future[Result]:
         """Queues ``request``; the future gets its result (or ``fn``'s exception).
 
         Raises:
             ServerClosedError: if the server is closed.
+            QueueFullError: ``max_queue`` requests are waiting already (retry later).
         """
         future: Future[Result] = Future()
         with self._cond:
             if self._closed:
                 raise ServerClosedError("the BatchingServer is closed; create a new one")
+            depth = len(self._queue)
+            if depth >= self.max_queue:
+                retry = max(1.0, math.ceil(depth * self._service_time))
+                if self.observer is not None:
+                    self.observer.shed()
+                raise QueueFullError(
+                    f"the request queue is full ({depth} waiting, max_queue={self.max_queue}); "
+                    f"retry in {retry:g} s, or raise max_queue if the latency is acceptable",
+                    self.max_queue, retry)
             now = self.clock()
             self.meter.record(now)
             self._queue.append((request, future, now))
             self._n_requests += 1
+            if self.observer is not None:
+                self.observer.queue_depth(depth + 1)
             self._cond.notify()
         return future
 
@@ -219,8 +283,13 @@ class BatchingServer(Generic[Request, Result]):
         return self.submit(request).result(timeout)
 
     def batch_size(self) -> int:
-        """The batch size the table gives for the current request rate."""
-        return choose_batch_size(self.meter.rate(), self.table)
+        """How many requests an idle worker waits for at the current rate (table, capped)."""
+        return min(choose_batch_size(self.meter.rate(), self.table), self.max_batch_size)
+
+    def queue_depth(self) -> int:
+        """Requests waiting now (not counting the batch being served)."""
+        with self._cond:
+            return len(self._queue)
 
     def stats(self) -> dict[str, Any]:
         """Requests seen, batches run, their sizes (a Counter) and the current rate."""
@@ -262,21 +331,27 @@ class BatchingServer(Generic[Request, Result]):
         self.close()
 
     def _next_batch(self) -> list[tuple[Request, Future[Result], float]] | None:
-        """Waits for a batch: the table's size, or fewer once the oldest waited max_wait."""
+        """The next batch: what is queued (up to max_batch_size); waits only when idle."""
         with self._cond:
+            idle = not self._queue
             while not self._queue:
                 if self._closed:
                     return None
                 self._cond.wait()
-            deadline = self._queue[0][2] + self.max_wait
-            while True:
-                # The rate may rise while we wait: look the size up again after each arrival.
-                target = choose_batch_size(self.meter.rate(), self.table)
-                remaining = deadline - self.clock()
-                if len(self._queue) >= target or self._closed or remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            return [self._queue.popleft() for _ in range(min(target, len(self._queue)))]
+            if idle:
+                # Nothing was waiting: wait briefly for company, as many as the rate promises.
+                deadline = self._queue[0][2] + self.max_wait
+                while True:
+                    target = self.batch_size()  # the rate may rise while we wait
+                    remaining = deadline - self.clock()
+                    if len(self._queue) >= target or self._closed or remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            batch = [self._queue.popleft()
+                     for _ in range(min(self.max_batch_size, len(self._queue)))]
+            if self.observer is not None:
+                self.observer.queue_depth(len(self._queue))
+            return batch
 
     def _serve(self) -> None:
         while True:
@@ -288,7 +363,13 @@ class BatchingServer(Generic[Request, Result]):
                 continue
             with self._cond:
                 self._batch_sizes[len(live)] += 1
+            if self.observer is not None:
+                self.observer.batch(len(live))
+            start = time.perf_counter()
             self._run(live)
+            per_request = (time.perf_counter() - start) / len(live)
+            self._service_time = per_request if not self._service_time \
+                else 0.8 * self._service_time + 0.2 * per_request
 
     def _run(self, live: list[tuple[Request, Future[Result]]]) -> None:
         try:
@@ -321,6 +402,7 @@ def glm_server(
     table: BatchTable | Mapping[float, int] = DEFAULT_TABLE,
     max_wait: float = 0.01,
     rate_window: float = 1.0,
+    **kwargs: Any,
 ) -> BatchingServer[str, str]:
     """A :class:`BatchingServer` whose requests are prompts and results greedy continuations.
 
@@ -331,7 +413,8 @@ def glm_server(
         model: a :class:`~openautoglm.glm.model.GLMModel`.
         tokenizer: its :class:`~openautoglm.glm.tokenizer.CharTokenizer`.
         max_new_tokens: characters generated per prompt (at most).
-        table, max_wait, rate_window: as for :class:`BatchingServer`.
+        table, max_wait, rate_window, kwargs: as for :class:`BatchingServer`
+            (``max_batch_size``, ``max_queue``, ``observer``).
     """
     from .infer import _check_budget, generate_batch
 
@@ -340,4 +423,4 @@ def glm_server(
     def run(prompts: list[str]) -> list[str]:
         return generate_batch(model, tokenizer, prompts, max_new_tokens)
 
-    return BatchingServer(run, table=table, max_wait=max_wait, rate_window=rate_window)
+    return BatchingServer(run, table=table, max_wait=max_wait, rate_window=rate_window, **kwargs)
