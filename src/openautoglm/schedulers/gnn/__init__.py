@@ -22,6 +22,7 @@ _LAZY = {
     "DEFAULT_WEIGHTS": "weights",
     "load_model": "weights",
     "save_model": "weights",
+    "untrained_model": "weights",
     "train_scheduler": "training",
     "make_examples": "training",
     "cluster_pins": "placement",
