@@ -76,7 +76,10 @@ class Cache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, list[float]] = json.loads(path.read_text()) if path.is_file() else {}
+        self.data: dict[str, list[float]] = {}
+        # Results written by parallel fills (``--fill-seed``) sit beside the main file.
+        for p in sorted(path.parent.glob(path.stem + "*.json")):
+            self.data.update(json.loads(p.read_text()))
 
     def get(self, key: str, fn, g, c) -> tuple[float, int]:
         if key not in self.data:
@@ -92,6 +95,9 @@ def seed_models(args: argparse.Namespace) -> list:
     seed_dir = Path(args.seed_dir)
     models = []
     for s in range(args.seeds):
+        if args.fill_seed is not None and s != args.fill_seed:
+            models.append(None)  # not needed by this fill
+            continue
         path = seed_dir / f"seed{s}.pt"
         if not path.is_file():
             extra = ["--graphs", "10", "--epochs", "2"] if args.quick else []
@@ -150,6 +156,13 @@ def ablation(args: argparse.Namespace, models: list, cache: Cache) -> list[str]:
         h = cache.get(f"{tag}{key}/heft", lambda g, c: _Heft(oag.schedule(g, c, policy="heft")),
                       g, c)[0]
         row = cells.setdefault((suite, ccr, W), {})
+        if args.fill_seed is not None:
+            for s, (one, full) in enumerate(trained):
+                if s == args.fill_seed:
+                    cache.get(f"{tag}{key}/one {s}", one.plan, g, c)
+                    cache.get(f"{tag}{key}/default {s}", full.plan, g, c)
+            print(f"  seed {args.fill_seed}: {key} done", file=sys.stderr, flush=True)
+            continue
 
         def put(name: str, res: tuple[float, int]) -> None:
             row.setdefault(name, []).append(res[0] / h)
@@ -164,10 +177,12 @@ def ablation(args: argparse.Namespace, models: list, cache: Cache) -> list[str]:
         if args.control_only:
             continue
         for s, (one, full) in enumerate(trained):
-            put(f"one {s}", _count(one.plan, g, c)[:2])
-            put(f"default {s}", _count(full.plan, g, c)[:2])
+            if args.fill_seed is not None and s != args.fill_seed:
+                continue
+            put(f"one {s}", cache.get(f"{tag}{key}/one {s}", one.plan, g, c))
+            put(f"default {s}", cache.get(f"{tag}{key}/default {s}", full.plan, g, c))
         print(f"  {suite[:12]} ccr={ccr:g} W={W} n={len(g)} done", file=sys.stderr, flush=True)
-    if args.control_only:
+    if args.control_only or args.fill_seed is not None:
         return []
     S = len(models)
     head = ("| instances | CCR | workers | graphs | one-shot untrained (= HEFT) | one-shot trained "
@@ -244,6 +259,10 @@ def main() -> None:
     ap.add_argument("--control-only", action="store_true",
                     help="only fill the cache of the untrained and former columns (no models)")
     ap.add_argument("--cache", default=str(ROOT / "build" / "gnn_ablation.json"))
+    ap.add_argument("--timing-only", action="store_true",
+                    help="only the planning-time table (to build/gnn_ablation_timing.md)")
+    ap.add_argument("--fill-seed", type=int, default=None,
+                    help="only fill the cache with seed S's results (parallel runs), no table")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     import torch
@@ -257,6 +276,15 @@ def main() -> None:
         ablation(args, [], cache)
         return
     models = seed_models(args)
+    if args.timing_only:
+        text = "\n".join(timing(args, models[0])) + "\n"
+        (ROOT / "build" / "gnn_ablation_timing.md").write_text(text)
+        print(text)
+        return
+    if args.fill_seed is not None:
+        cache.path = cache.path.with_name(f"{cache.path.stem}_seed{args.fill_seed}.json")
+        ablation(args, models, cache)
+        return
     lines = ablation(args, models, cache)
     tlines = timing(args, models[0])
     cmd = "nice python benchmarks/gnn_ablation.py" + (" --quick" if args.quick else "")
