@@ -92,7 +92,8 @@ class Cache:
 
 
 def seed_models(args: argparse.Namespace) -> list:
-    seed_dir = Path(args.seed_dir)
+    # A smoke run trains tiny models: never into the folder of the real ones.
+    seed_dir = Path(args.seed_dir + ("_quick" if args.quick else ""))
     models = []
     for s in range(args.seeds):
         if args.fill_seed is not None and s != args.fill_seed:
