@@ -1,11 +1,15 @@
 """The learned policy, its whole life in one folder.
 
-``features`` (graph -> x, edge_index, edge_weight) -> ``model`` (SchedulerGCN) with its
-``weights`` file (gnn.pt beside it) -> candidate placements (``placement``) -> ``local_search``
--> ``scheduler`` (GNNScheduler, policy ``"gnn"``); ``training`` makes the weights.
+``features`` (graph -> x, edge_index, edge_weight) -> ``model`` (SchedulerGCN: priority,
+share, edge co-location) with its ``weights`` file (gnn.pt beside it; ``untrained_model``, the
+control) -> ``decode`` (the one-shot plan) -> ``guided`` (the default, model-guided search over
+``local_search``) or the full candidate set (``placement`` + ``local_search``) -> ``scheduler``
+(GNNScheduler, policy ``"gnn"``); ``targets`` (the teacher search) and ``training`` make the
+weights.
 
-Everything here but ``placement`` and ``local_search`` imports torch, so the names are imported on
-first use (PEP 562) and ``import openautoglm.schedulers.gnn.local_search`` stays light.
+``placement``, ``local_search``, ``decode`` and ``guided`` import no torch (``decode`` only
+when it runs the edge head), so the names are imported on first use (PEP 562) and
+``import openautoglm.schedulers.gnn.local_search`` stays light.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ _LAZY = {
     "DEFAULT_WEIGHTS": "weights",
     "load_model": "weights",
     "save_model": "weights",
+    "untrained_model": "weights",
     "train_scheduler": "training",
     "make_examples": "training",
     "cluster_pins": "placement",

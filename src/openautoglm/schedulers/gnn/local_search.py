@@ -90,8 +90,8 @@ def _merge_moves(graph: TaskGraph, cluster: Cluster, plan: ListResult, limit: in
     return moves
 
 
-def _edge_moves(graph: TaskGraph, plan: ListResult, limit: int = 16
-                ) -> list[tuple[np.ndarray, int]]:
+def _edge_moves(graph: TaskGraph, plan: ListResult, limit: int = 16,
+                score: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
     """For the heaviest edges that cross workers, move one endpoint's local group to the other.
 
     A local group is a connected set of tasks joined by edges that stay on one worker (a
@@ -107,7 +107,7 @@ def _edge_moves(graph: TaskGraph, plan: ListResult, limit: int = 16
     adj = coo_matrix((np.ones(int(local.sum())), (src[local], dst[local])), shape=(n, n))
     _, group = connected_components(adj, directed=False)
     cross = np.flatnonzero(~local)
-    cross = _heaviest(cross, graph.edge_size, limit)
+    cross = _heaviest(cross, graph.edge_size if score is None else score, limit)
     moves: list[tuple[np.ndarray, int]] = []
     for e in cross.tolist():
         u, v = int(src[e]), int(dst[e])
@@ -169,15 +169,15 @@ def _critical_moves(graph: TaskGraph, plan: ListResult, comm: np.ndarray, limit:
     return list(moves)
 
 
-def _path_moves(graph: TaskGraph, plan: ListResult, limit: int = 12
-                ) -> list[tuple[np.ndarray, int]]:
+def _path_moves(graph: TaskGraph, plan: ListResult, limit: int = 12,
+                score: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
     """For the heaviest edges between workers, move the receiver and its heaviest same-worker
     path of successors to the sender's worker (and the sender with its heaviest same-worker
     path of predecessors to the receiver's): a chain kept together without its whole group."""
     wk = plan.worker
     src, dst = graph.edge_src, graph.edge_dst
     cross = np.flatnonzero(wk[src] != wk[dst])
-    cross = _heaviest(cross, graph.edge_size, limit)
+    cross = _heaviest(cross, graph.edge_size if score is None else score, limit)
 
     def path(i: int, ptr: np.ndarray, idx: np.ndarray, size: np.ndarray) -> np.ndarray:
         out, w = [i], wk[i]
@@ -207,7 +207,8 @@ def better(a: ListResult, b: ListResult) -> bool:
 
 def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, priority: np.ndarray,
                      shares: np.ndarray | None, budget: int,
-                     evaluate: ListEvaluator | None = None, sweep: bool = False
+                     evaluate: ListEvaluator | None = None, sweep: bool = False,
+                     edge_score: np.ndarray | None = None
                      ) -> tuple[ListResult, np.ndarray, int]:
     """Local search over placements, each move checked by the list scheduler.
 
@@ -235,6 +236,9 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
             (made here when ``None``).
         sweep: Go on down the list after an accepted move (moves listed from the older plan)
             instead of listing them again from the new one.
+        edge_score: Order of the cut edges the group and path moves try, per edge (graph
+            edge order, highest first; e.g. the learned co-location probability times the
+            transfer time); ``None``: heaviest data first.
 
     Returns:
         ``(best plan, its pins, list-scheduling calls spent)``: its Schedule is
@@ -272,8 +276,8 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
         moves: list[tuple[Any, int]] = [*_merge_moves(graph, cluster, best),
                                            *_chain_moves(graph, cluster, best, comm),
                                            *_critical_moves(graph, best, comm),
-                                           *_edge_moves(graph, best),
-                                           *_path_moves(graph, best),
+                                           *_edge_moves(graph, best, score=edge_score),
+                                           *_path_moves(graph, best, score=edge_score),
                                            *_offload_moves(cluster, best, cheap_first)]
         improved = False
         for i, w in moves:
@@ -333,7 +337,8 @@ _Plan = tuple["ListResult", np.ndarray, "np.ndarray | None"]
 
 
 def _descend(graph: TaskGraph, cluster: Cluster, best: _Plan, shares: np.ndarray | None,
-             budget: int, ev: ListEvaluator, rounds: int, sweep: bool) -> _Plan:
+             budget: int, ev: ListEvaluator, rounds: int, sweep: bool,
+             edge_score: np.ndarray | None = None) -> _Plan:
     """Placement moves alternating with re-ranking, within ``budget`` calls of ``ev``."""
     start = ev.calls
 
@@ -344,7 +349,8 @@ def _descend(graph: TaskGraph, cluster: Cluster, best: _Plan, shares: np.ndarray
         before = best[0]
         if left() > 0:
             r, p, _ = refine_placement(graph, cluster, best[0], best[1], shares,
-                                       min(left(), budget // 2), ev, sweep=sweep)
+                                       min(left(), budget // 2), ev, sweep=sweep,
+                                       edge_score=edge_score)
             if better(r, best[0]):
                 best = (r, best[1], p)
         if left() > 2:
@@ -358,7 +364,7 @@ def _descend(graph: TaskGraph, cluster: Cluster, best: _Plan, shares: np.ndarray
 def iterated_search(graph: TaskGraph, cluster: Cluster, plan: ListResult, priority: np.ndarray,
                     shares: np.ndarray | None, pins: np.ndarray | None, budget: int,
                     seed: int = 0, sigma: float = 0.2, rounds: int = 8,
-                    sweep: bool | None = None
+                    sweep: bool | None = None, edge_score: np.ndarray | None = None
                     ) -> tuple[ListResult, np.ndarray, np.ndarray | None, int]:
     """Iterated local search over priorities and placements, within ``budget`` simulations.
 
@@ -385,6 +391,8 @@ def iterated_search(graph: TaskGraph, cluster: Cluster, plan: ListResult, priori
         sigma: Log-normal scale of the kicks.
         rounds: Most alternations of placement moves and re-ranking in a descent.
         sweep: The descent's mode (see :func:`refine_placement`); ``None``: both.
+        edge_score: Order of the cut edges tried by the placement moves (see
+            :func:`refine_placement`; ``None``: heaviest data first).
 
     Returns:
         ``(plan, priority, pins, calls spent)``: its Schedule is ``list_schedule(graph,
@@ -415,7 +423,8 @@ def iterated_search(graph: TaskGraph, cluster: Cluster, plan: ListResult, priori
     modes = (False, True) if sweep is None else (sweep,)
     for k, mode in enumerate(modes):
         cap = (budget - (ev.calls - start)) // (len(modes) - k)
-        found = _descend(graph, cluster, (plan, priority, pins), shares, cap, ev, rounds, mode)
+        found = _descend(graph, cluster, (plan, priority, pins), shares, cap, ev, rounds, mode,
+                         edge_score)
         if better(found[0], best[0]):
             best = found
     rng = np.random.default_rng(seed)
@@ -428,7 +437,7 @@ def iterated_search(graph: TaskGraph, cluster: Cluster, plan: ListResult, priori
                               min(3, (left() - 1) // 2), ev)
         if trial[0].makespan < best[0].makespan and left() > 0:
             r, p, _ = refine_placement(graph, cluster, trial[0], trial[1], shares,
-                                       min(left(), 32), ev, sweep=True)
+                                       min(left(), 32), ev, sweep=True, edge_score=edge_score)
             if better(r, trial[0]):
                 trial = (r, trial[1], p)
         if better(trial[0], best[0]):

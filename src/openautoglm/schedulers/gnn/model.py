@@ -5,12 +5,18 @@
     x (n, F) --GCNConv--> ReLU --GCNConv--> ReLU --+--> priority head --> (n,)  higher runs first
                   edge_index, edge_weight          |
                                    x (skip) ------+--> share head ----> (n,)  in (0, 1]
+                                                  |
+              h[src], h[dst], edge features ------+--> edge head -----> (m,)  logit: same worker?
 
 The priority is a *correction* added to one input column (the normalised upward rank,
 HEFT's priority) when ``base_feature`` is given: an untrained model with a zero head already
 ranks like HEFT, and training learns where to deviate. A share is the fraction of a worker's
 cores a task is given (``ceil(share * cores)`` cores, at least one); tasks whose shares fit
-run side by side on one worker.
+run side by side on one worker. The optional edge head (``edge_channels > 0``) scores every
+dependency edge: the logit of the probability that parent and child belong on one worker, read
+from both endpoints' embeddings and the edge's own features (``EDGE_FEATURE_NAMES`` of
+``openautoglm.schedulers.gnn.decode``); its last layer starts at zero (probability 1/2: no
+learned co-location).
 
 Tests: ``tests/schedulers/gnn/test_model.py`` (shapes, determinism, permutation equivariance).
 """
@@ -33,6 +39,7 @@ class SchedulerGCN(nn.Module):
         base_feature: Column of ``x`` the priority is a correction of (``None``: no base).
         min_share: Smallest share the share head can output (shares lie in
             ``[min_share, 1]``).
+        edge_channels: Number of per-edge features the edge head reads (0: no edge head).
 
     Example:
         >>> import torch
@@ -50,6 +57,7 @@ class SchedulerGCN(nn.Module):
         hidden_channels: int = 32,
         base_feature: int | None = 0,
         min_share: float = 0.05,
+        edge_channels: int = 0,
     ) -> None:
         super().__init__()
         if in_channels < 1 or hidden_channels < 1:
@@ -62,12 +70,15 @@ class SchedulerGCN(nn.Module):
                 f"base_feature={base_feature} is not a column of a {in_channels}-feature input; "
                 f"pass an index in [0, {in_channels}) or None"
             )
+        if edge_channels < 0:
+            raise ValueError(f"edge_channels must be >= 0, got {edge_channels}")
         if not 0.0 < min_share <= 1.0:
             raise ValueError(f"min_share must lie in (0, 1], got {min_share}")
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.base_feature = base_feature
         self.min_share = min_share
+        self.edge_channels = edge_channels
         # Both layers share one normalised adjacency, computed once per forward call.
         self.conv1 = GCNConv(in_channels, hidden_channels, normalize=False)
         self.conv2 = GCNConv(hidden_channels, hidden_channels, normalize=False)
@@ -81,6 +92,13 @@ class SchedulerGCN(nn.Module):
             nn.ReLU(),
             nn.Linear(hidden_channels, 1),
         )
+        if edge_channels:
+            # First layer split by input: W_s h[src] + W_d h[dst] + W_e e, computed per node
+            # before the gather (cheap on graphs with many more edges than tasks).
+            self.edge_src = nn.Linear(hidden_channels, hidden_channels)
+            self.edge_dst = nn.Linear(hidden_channels, hidden_channels, bias=False)
+            self.edge_in = nn.Linear(edge_channels, hidden_channels, bias=False)
+            self.edge_out = nn.Linear(hidden_channels, 1)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -96,6 +114,12 @@ class SchedulerGCN(nn.Module):
         assert isinstance(last, nn.Linear)
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
+        if self.edge_channels:
+            for layer in (self.edge_src, self.edge_dst, self.edge_in):
+                layer.reset_parameters()
+            # Probability 1/2 on every edge: no co-location learned yet.
+            nn.init.zeros_(self.edge_out.weight)
+            nn.init.zeros_(self.edge_out.bias)
 
     def forward(
         self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None
@@ -116,6 +140,14 @@ class SchedulerGCN(nn.Module):
         Raises:
             ValueError: If ``x`` does not have ``in_channels`` columns.
         """
+        h = self.embed(x, edge_index, edge_weight)
+        return self.heads(h, x)
+
+    def embed(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        """The trunk: two ``GCNConv`` layers with ReLU, shape (n, hidden_channels).
+
+        Args and errors as :meth:`forward`.
+        """
         if x.dim() != 2 or x.size(1) != self.in_channels:
             raise ValueError(
                 f"x must have shape (n, {self.in_channels}), got {tuple(x.shape)}; build it "
@@ -129,7 +161,10 @@ class SchedulerGCN(nn.Module):
             edge_index, edge_weight = gcn_norm(edge_index, edge_weight, x.size(0),
                                                add_self_loops=True, dtype=x.dtype)
         h = torch.relu(self.conv1(x, edge_index, edge_weight))
-        h = torch.relu(self.conv2(h, edge_index, edge_weight))
+        return torch.relu(self.conv2(h, edge_index, edge_weight))
+
+    def heads(self, h: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Priority and share from the trunk's embedding ``h`` and the input ``x``."""
         z = torch.cat([h, x], dim=1)
         priority = self.priority_head(z).squeeze(-1)
         if self.base_feature is not None:
@@ -137,5 +172,30 @@ class SchedulerGCN(nn.Module):
         share = self.min_share + (1.0 - self.min_share) * torch.sigmoid(self.share_head(z).squeeze(-1))
         return priority, share
 
+    def colocation(self, h: Tensor, src: Tensor, dst: Tensor, edge_attr: Tensor) -> Tensor:
+        """Logit, per edge, that its two endpoints belong on one worker.
+
+        Args:
+            h: The trunk's embedding (:meth:`embed`), shape (n, hidden_channels).
+            src: Parent of every edge, long tensor (m,).
+            dst: Child of every edge, long tensor (m,).
+            edge_attr: Edge features, shape (m, edge_channels).
+
+        Returns:
+            Logits, shape (m,) (``sigmoid`` gives the probability).
+
+        Raises:
+            ValueError: If the model has no edge head or ``edge_attr`` has the wrong width.
+        """
+        if not self.edge_channels:
+            raise ValueError("this model has no edge head (edge_channels=0); train one with "
+                             "`openautoglm train-scheduler`")
+        if edge_attr.dim() != 2 or edge_attr.size(1) != self.edge_channels:
+            raise ValueError(f"edge_attr must have shape (m, {self.edge_channels}), got "
+                             f"{tuple(edge_attr.shape)}")
+        z = self.edge_src(h)[src] + self.edge_dst(h)[dst] + self.edge_in(edge_attr)
+        return self.edge_out(torch.relu(z)).squeeze(-1)
+
     def extra_repr(self) -> str:
-        return f"base_feature={self.base_feature}, min_share={self.min_share}"
+        return (f"base_feature={self.base_feature}, min_share={self.min_share}, "
+                f"edge_channels={self.edge_channels}")

@@ -34,9 +34,18 @@ tasks left alone stay free. Because every candidate is simulated with the same c
 plan is judged by, ``policy="gnn"`` is never worse than the better of HEFT and serial execution
 on the fastest worker.
 
-``candidates="one"`` plans with the learned candidate only (one list-scheduling call: the
-planning-time budget); ``"auto"`` (default) evaluates the full set on graphs up to
-``full_up_to`` tasks and the learned, heft and serial candidates above it.
+``candidates="auto"`` (default) is the model-guided search (``schedulers.gnn.guided``): the
+one-shot plan decoded from the GCN (learned priority, shares and co-location:
+``schedulers.gnn.decode``), HEFT and serial, then an iterated local search within a count of
+list-scheduling calls whose cut edges are tried in the order of the model's expected gain;
+tiny graphs and plans at the lower bound skip most or all of it. ``"one"`` is the one-shot
+plan alone (at most 4 calls). ``"all"`` is the full candidate set above (the former default:
+about 20 candidates and 2 x REFINE_WORK / n calls of search on each of the best four; the
+learned, heft and serial candidates only above ``full_up_to`` tasks).
+
+``weights="untrained"`` runs the same policy with an untrained model (:func:`~openautoglm.schedulers.gnn.weights.untrained_model`):
+its priority is HEFT's upward rank, its edge head says 1/2 on every edge (nothing merged, cut
+edges tried heaviest first) and its shares are full: the control for every claim about learning.
 
 Tests: ``tests/schedulers/gnn/test_gnn.py``.
 """
@@ -49,7 +58,9 @@ import numpy as np
 
 from openautoglm.core.costs import Ranks
 from openautoglm.schedulers.base import Scheduler, register_scheduler
+from openautoglm.schedulers.gnn.decode import decode, predict_colocation
 from openautoglm.schedulers.gnn.features import graph_features
+from openautoglm.schedulers.gnn.guided import guided_budget, guided_search
 from openautoglm.schedulers.gnn.local_search import (
     better,
     iterate_ranks,
@@ -109,6 +120,10 @@ class GNNPlan(NamedTuple):
         makespans: Simulated makespan of every candidate evaluated, by name.
         chosen: Name of the winning candidate.
         schedule: The winning schedule.
+        colocation: Learned probability, per edge (graph edge order), that its endpoints
+            belong on one worker (``None``: the model has no edge head).
+        calls: List-scheduling calls spent choosing the plan (``candidates="auto"`` and
+            ``"one"``; -1 where not counted).
     """
 
     priority: np.ndarray
@@ -116,15 +131,21 @@ class GNNPlan(NamedTuple):
     makespans: dict[str, float]
     chosen: str
     schedule: Schedule
+    colocation: np.ndarray | None = None
+    calls: int = -1
 
 
 class GNNScheduler(Scheduler):
     """List scheduling by learned priority and share, with placement clusters.
 
     Args:
-        weights: Path to trained weights; ``None`` uses the shipped ones.
+        weights: Path to trained weights; ``None`` uses the shipped ones; ``"untrained"``
+            the control (:func:`~openautoglm.schedulers.gnn.weights.untrained_model`).
         model: A model to use instead of loading weights (training uses this).
-        candidates: ``"auto"``, ``"all"`` or ``"one"`` (see the module docstring).
+        candidates: ``"auto"`` (the model-guided search), ``"all"`` (the full candidate set)
+            or ``"one"`` (the one-shot plan; see the module docstring).
+        budget: List-scheduling calls of the guided search (``"auto"``); ``None``:
+            :func:`~openautoglm.schedulers.gnn.guided.guided_budget` (about 24,000 / n).
         full_up_to: Largest graph given the full candidate set under ``"auto"``.
         samples: Priority vectors sampled around the learned one (log-normal noise) and
             simulated, in the full candidate set (0: none).
@@ -168,6 +189,7 @@ class GNNScheduler(Scheduler):
         refine: int = 512,
         seed: int | None = None,
         iterate: int = 2,
+        budget: int | None = None,
     ) -> None:
         if candidates not in ("auto", "all", "one"):
             raise ValueError(f"candidates must be 'auto', 'all' or 'one', got {candidates!r}")
@@ -183,6 +205,9 @@ class GNNScheduler(Scheduler):
         self.sigma = float(sigma)
         self.seed = 0 if seed is None else seed
         self.iterate = int(iterate)
+        if budget is not None and budget < 0:
+            raise ValueError(f"budget must be >= 0 list-scheduling calls or None, got {budget}")
+        self.budget = budget
 
     @property
     def model(self) -> SchedulerGCN:
@@ -197,12 +222,26 @@ class GNNScheduler(Scheduler):
         Returns:
             ``(priority, share, ranks)`` indexed like ``graph.tasks``.
         """
+        priority, share, _prob, r = self.outputs(graph, cluster)
+        return priority, share, r
+
+    def outputs(self, graph: TaskGraph, cluster: Cluster
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Ranks]:
+        """Learned priority and share per task, co-location probability per edge.
+
+        Returns:
+            ``(priority, share, colocation, ranks)``; ``colocation`` is ``None`` when the
+            model has no edge head.
+        """
         import torch
 
         f = graph_features(graph, cluster)
+        model = self.model
         with torch.inference_mode():
-            priority, share = self.model(f.x, f.adj)
-        return priority.double().numpy(), share.double().numpy(), f.ranks
+            h = model.embed(f.x, f.adj)
+            priority, share = model.heads(h, f.x)
+            prob = predict_colocation(model, h, graph, cluster, f.ranks)
+        return priority.double().numpy(), share.double().numpy(), prob, f.ranks
 
     def plan(self, graph: TaskGraph, cluster: Cluster) -> GNNPlan:
         """Predict, evaluate the candidates in the simulator, and keep the best.
@@ -214,10 +253,10 @@ class GNNScheduler(Scheduler):
         Returns:
             A :class:`GNNPlan` with every candidate's makespan and the winning schedule.
         """
-        priority, share, r = self.predict(graph, cluster)
-        mode = self.candidates
-        if mode == "auto":
-            mode = "all" if len(graph) <= self.full_up_to else "some"
+        priority, share, prob, r = self.outputs(graph, cluster)
+        if self.candidates in ("auto", "one"):
+            return self._plan_guided(graph, cluster, priority, share, prob, r)
+        mode = "all" if len(graph) <= self.full_up_to else "some"
         found = self._candidates(graph, cluster, priority, share, r, mode)
         # Small graphs get the wider search: every candidate re-ranked, the best few improved.
         wide = len(graph) <= WIDE_UP_TO
@@ -241,7 +280,30 @@ class GNNScheduler(Scheduler):
         # Candidates are simulated as arrays; only the winner becomes a Schedule (same plan).
         schedule = list_schedule(graph, cluster, best.priority, shares=best.shares,
                                  workers=best.pins)
-        return GNNPlan(priority, share, makespans, chosen, schedule)
+        return GNNPlan(priority, share, makespans, chosen, schedule, prob)
+
+    def budget_for(self, graph: TaskGraph) -> int:
+        """List-scheduling calls the guided search may spend on ``graph`` (``budget`` or
+        :func:`~openautoglm.schedulers.gnn.guided.guided_budget`)."""
+        return guided_budget(len(graph)) if self.budget is None else self.budget
+
+    def _plan_guided(self, graph: TaskGraph, cluster: Cluster, priority: np.ndarray,
+                     share: np.ndarray, prob: np.ndarray | None, r: Ranks) -> GNNPlan:
+        """The one-shot plan (``"one"``) or the model-guided search from it (``"auto"``)."""
+        if self.candidates == "one":
+            d = decode(graph, cluster, r, priority, share, prob)
+            schedule = list_schedule(graph, cluster, d.priority, shares=d.shares, workers=d.pins)
+            return GNNPlan(priority, share, {d.name: d.result.makespan}, d.name, schedule, prob,
+                           d.calls)
+        g = guided_search(graph, cluster, r, priority, share, prob, self.budget_for(graph),
+                          self.seed)
+        chosen, best, calls = g.name, _Candidate(g.result, g.priority, g.shares, g.pins), g.calls
+        if cluster.n_workers > 1 and "+search" in chosen:
+            chosen, best = self._robust_order(graph, cluster, chosen, best, g.makespans)
+            calls += 1
+        schedule = list_schedule(graph, cluster, best.priority, shares=best.shares,
+                                 workers=best.pins)
+        return GNNPlan(priority, share, g.makespans, chosen, schedule, prob, calls)
 
     @staticmethod
     def _robust_order(graph: TaskGraph, cluster: Cluster, chosen: str, best: _Candidate,

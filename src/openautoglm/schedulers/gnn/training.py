@@ -3,19 +3,29 @@
 ::
 
     generated DAGs (families x CCR 0.1..10 x workers) [+ real traces, some families held out]
-        |  perturbed_heft_search: best of `samples` rankings under the one list scheduler
+        |  the teacher search (schedulers.gnn.targets): the full candidate set + local
+        |  search with the untrained control model; its winning plan gives the targets
         v
-    target priority per graph --ListMLE (imitation)--> SchedulerGCN --REINFORCE on makespan-->
-        |                                                              (Gaussian noise on the
-        v                                                               priorities, per-graph
-    weights file (state_dict + feature names, loaded with weights_only=True)   mean baseline)
+    per graph: realised order, co-location per edge, shares
+        --ListMLE + cross-entropy + squared error (imitation)--> SchedulerGCN
+        --REINFORCE on makespan (optional; Gaussian noise on the priorities)-->
+    weights file (state_dict + feature names, loaded with weights_only=True)
+
+The kept epoch is the one whose one-shot plans (``schedulers.gnn.decode.decode``: the
+decoder the scheduler uses) have the least simulated makespan on every fifth graph.
 
 Graph families (``FAMILIES``) are DAGGEN knob settings; ``holdout`` keeps some out of training
 so the benchmark can report on unseen shapes. Real traces (``trace_dir``) join training
 only when asked, and ``exclude_families`` keeps a trace family out (leave-one-family-out).
 
-Everything is seeded: the same arguments give the same weights (on one machine and torch
-build). The CLI is ``openautoglm train-scheduler`` (:func:`main`); the Python API is
+Reproducible, precisely: training runs with one torch thread and
+``torch.use_deterministic_algorithms(True)`` (both restored afterwards), iterates lists and
+dicts only (no set order), and seeds torch and numpy from ``seed``; so the same arguments give
+bit-identical weights on one machine with the same torch and numpy builds, also in a fresh
+process (``tests/schedulers/gnn/test_decode.py`` checks two CLI runs in two processes). The
+targets are float64 numpy and the deterministic simulator; across CPUs and library builds float
+kernels may round differently, so weights from another machine are expected to be close, not
+identical. The CLI is ``openautoglm train-scheduler`` (:func:`main`); the Python API is
 :func:`train_scheduler`. Tests: ``tests/schedulers/gnn/test_gnn.py`` (a tiny training smoke run).
 """
 from __future__ import annotations
@@ -33,9 +43,10 @@ import numpy as np
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.costs import ranks
 from openautoglm.core.loaders import load_wfcommons, random_dag
+from openautoglm.schedulers.gnn.decode import EDGE_FEATURE_NAMES, decode, edge_features
 from openautoglm.schedulers.gnn.features import FEATURE_NAMES, graph_features
+from openautoglm.schedulers.gnn.targets import cached_target
 from openautoglm.schedulers.gnn.weights import save_model
-from openautoglm.schedulers.heft_search import perturbed_heft_search
 from openautoglm.simulate.list_scheduler import list_schedule
 
 if TYPE_CHECKING:
@@ -66,11 +77,12 @@ class Example(NamedTuple):
     Attributes:
         graph: The task graph.
         cluster: The cluster it is planned on.
-        target: Best priority found by the search (indexed like ``graph.tasks``).
+        target: The teacher's realised order (its plan's realised upward rank, per task).
         share: Best shares found by the search, or ``None`` on one-core workers (no choice).
         heft: HEFT's makespan (the reward scale).
-        best: The search's makespan.
+        best: The teacher's makespan.
         source: Family name (``"layered"``, ..., or ``"trace:<family>"``).
+        colocated: 1.0 per edge whose endpoints share a worker in the teacher's plan.
     """
 
     graph: TaskGraph
@@ -80,6 +92,7 @@ class Example(NamedTuple):
     heft: float
     best: float
     source: str
+    colocated: np.ndarray | None = None
 
 
 def _clusters(rng: np.random.Generator) -> Cluster:
@@ -100,6 +113,7 @@ def make_examples(
     max_trace_tasks: int = 400,
     multicore: float = 0.3,
     log: Callable[[str], None] | None = None,
+    cache_dir: str | Path | None = None,
 ) -> list[Example]:
     """Generate training graphs and their search targets.
 
@@ -108,13 +122,14 @@ def make_examples(
         seed: Seed of everything drawn here.
         sizes: (min, max) number of tasks of a generated graph.
         holdout: Generated families left out.
-        samples: Rankings tried by the target search per graph.
+        samples: Share vectors tried per graph on multi-core workers.
         trace_dir: Folder of WfFormat traces (``<family>/*.json``) to add, or ``None``.
         exclude_families: Trace families left out (e.g. the one a benchmark tests on).
         max_trace_tasks: Traces larger than this are skipped (search cost).
         multicore: Fraction of generated graphs given parallel fractions and multi-core
             workers (where the share head has something to learn).
         log: Progress callback.
+        cache_dir: Folder caching the teacher's targets (``None``: no cache).
 
     Returns:
         The examples, generated graphs first.
@@ -162,35 +177,11 @@ def make_examples(
     out = []
     t0 = time.perf_counter()
     for k, (g, c, src) in enumerate(pairs):
-        out.append(_search(g, c, samples, int(rng.integers(2**31)), src))
+        t = cached_target(g, c, int(rng.integers(2**31)), samples, cache_dir)
+        out.append(Example(g, c, t.order, t.share, t.heft, t.best, src, t.colocated))
         if log and (k + 1) % 50 == 0:
             log(f"  targets {k + 1}/{len(pairs)} ({time.perf_counter() - t0:.0f} s)")
     return out
-
-
-def _search(g: TaskGraph, c: Cluster, samples: int, seed: int, source: str) -> Example:
-    """Search targets: perturbed HEFT rankings; on multi-core workers also random shares."""
-    if int(c.cores.max()) <= 1:
-        res = perturbed_heft_search(g, c, samples=samples, seed=seed)
-        return Example(g, c, res.priority, None, float(res.makespans[0]),
-                       float(res.schedule.makespan), source)
-    rng = np.random.default_rng(seed)
-    base = ranks(g, c).rank_u
-    one_core = np.full(len(g), 0.05)
-    heft = list_schedule(g, c, base, shares=one_core).makespan
-    best = (heft, base, one_core)
-    for k in range(1, samples):
-        prio = base if k < samples // 2 else base * np.exp(0.3 * rng.standard_normal(len(g)))
-        if k == 1:
-            share = np.ones(len(g))
-        elif rng.random() < 0.5:  # structured: more cores for more parallel tasks
-            share = np.clip(g.parallel ** rng.uniform(0.3, 3.0) * rng.uniform(0.3, 1.5), 0.05, 1.0)
-        else:
-            share = rng.uniform(0.05, 1.0, size=len(g))
-        m = list_schedule(g, c, prio, shares=share).makespan
-        if m < best[0]:
-            best = (m, prio, share)
-    return Example(g, c, best[1], best[2], float(heft), float(best[0]), source)
 
 
 def _list_mle(score: torch.Tensor, target: np.ndarray, temperature: float) -> torch.Tensor:
@@ -203,19 +194,43 @@ def _list_mle(score: torch.Tensor, target: np.ndarray, temperature: float) -> to
     return (tail - s).mean()
 
 
-def _features(examples: Sequence[Example]) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+#: What one graph is to the model: x, edge_index, edge_weight, edge src, edge dst, edge features.
+_Feats = tuple["torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor", "torch.Tensor",
+               "torch.Tensor"]
+
+
+def _features(examples: Sequence[Example]) -> list[_Feats]:
+    import torch
+
     out = []
     for ex in examples:
         f = graph_features(ex.graph, ex.cluster)
-        out.append((f.x, f.edge_index, f.edge_weight))
+        out.append((f.x, f.edge_index, f.edge_weight,
+                    torch.from_numpy(np.array(ex.graph.edge_src, dtype=np.int64)),
+                    torch.from_numpy(np.array(ex.graph.edge_dst, dtype=np.int64)),
+                    torch.from_numpy(edge_features(ex.graph, ex.cluster, f.ranks))))
     return out
+
+
+def _edge_loss(logits: torch.Tensor, ex: Example) -> torch.Tensor:
+    """Cross-entropy of the co-location logits, each edge weighted by how much its data
+    matters (0.1 + transfer time / lighter endpoint's cost, capped at 1.1)."""
+    import torch
+
+    r_comm = np.asarray(ex.graph.edge_size, dtype=np.float64) / ex.cluster.bandwidth
+    w = np.asarray(ex.graph.exec_time(ex.cluster)).mean(axis=1)
+    lighter = np.minimum(w[ex.graph.edge_src], w[ex.graph.edge_dst])
+    weight = 0.1 + np.clip(np.nan_to_num(r_comm / np.maximum(lighter, 1e-12)), 0.0, 1.0)
+    target = torch.from_numpy(np.asarray(ex.colocated, dtype=np.float32))
+    return torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, weight=torch.from_numpy(weight.astype(np.float32)))
 
 
 def train_scheduler(
     seed: int = 0,
     graphs: int = 200,
     samples: int = 64,
-    epochs: int = 30,
+    epochs: int = 12,
     pg_epochs: int = 0,
     pg_samples: int = 8,
     hidden: int = 32,
@@ -229,19 +244,23 @@ def train_scheduler(
     exclude_families: Sequence[str] = (),
     out: str | Path | None = None,
     log: Callable[[str], None] | None = print,
+    edge_weight: float = 1.0,
+    cache_dir: str | Path | None = None,
 ) -> SchedulerGCN:
     """Train a :class:`~openautoglm.schedulers.gnn.model.SchedulerGCN` from a fresh initialisation.
 
     Args:
         seed: Seeds torch, the graphs and the searches.
         graphs: Number of generated training graphs.
-        samples: Rankings tried per graph by the target search.
+        samples: Share vectors tried per graph on multi-core workers (share targets).
         epochs: Imitation epochs (ListMLE on the search winners).
         pg_epochs: Policy-gradient epochs on simulated makespan (0 to skip).
         pg_samples: Noisy priority vectors sampled per graph per policy-gradient step.
         hidden: Width of the GCN.
         lr: Adam learning rate.
         temperature: Score scale of the ListMLE loss (priorities live in about [0, 1]).
+        edge_weight: Weight of the co-location loss (cross-entropy to the teacher's plan).
+        cache_dir: Folder caching the teacher's targets between runs (``None``: none).
         share_weight: Weight of the share loss (mean squared error to the searched shares).
         multicore: Fraction of generated graphs on multi-core workers with parallel tasks.
         sizes: (min, max) tasks per generated graph.
@@ -265,10 +284,42 @@ def train_scheduler(
         raise ValueError(f"need graphs >= 1, samples >= 1, epochs >= 0, pg_epochs >= 0; got "
                          f"graphs={graphs}, samples={samples}, epochs={epochs}, pg_epochs={pg_epochs}")
     say = log or (lambda _msg: None)
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        model = _train(seed, graphs, samples, epochs, pg_epochs, pg_samples, hidden, lr,
+                       temperature, share_weight, edge_weight, multicore, sizes, holdout,
+                       trace_dir, exclude_families, cache_dir, say, log)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    if out is not None:
+        save_model(model, out, {"seed": seed, "graphs": graphs, "samples": samples,
+                                "epochs": epochs, "pg_epochs": pg_epochs, "hidden": hidden,
+                                "holdout": ",".join(holdout),
+                                "exclude_families": ",".join(exclude_families),
+                                "traces": "" if trace_dir is None else Path(trace_dir).name,
+                                "torch": str(torch.__version__), "numpy": str(np.__version__)})
+        say(f"wrote {out}")
+    return model
+
+
+def _train(seed: int, graphs: int, samples: int, epochs: int, pg_epochs: int, pg_samples: int,
+           hidden: int, lr: float, temperature: float, share_weight: float, edge_weight: float,
+           multicore: float, sizes: tuple[int, int], holdout: Sequence[str],
+           trace_dir: str | Path | None, exclude_families: Sequence[str],
+           cache_dir: str | Path | None, say: Callable[[str], None],
+           log: Callable[[str], None] | None) -> SchedulerGCN:
+    """:func:`train_scheduler`'s body (one thread, deterministic algorithms)."""
+    import torch
+
+    from openautoglm.schedulers.gnn.model import SchedulerGCN
+
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     examples = make_examples(graphs, seed, sizes, holdout, samples, trace_dir, exclude_families,
-                             multicore=multicore, log=log)
+                             multicore=multicore, log=log, cache_dir=cache_dir)
     gain = np.exp(np.mean([math.log(e.best / e.heft) for e in examples if e.heft > 0]))
     say(f"seed {seed}: {len(examples)} graphs, search/heft geomean {gain:.4f} "
         f"({time.perf_counter() - t0:.0f} s)")
@@ -276,9 +327,10 @@ def train_scheduler(
     # policy-gradient ones), the kept weights are those whose one-shot plans have the smallest
     # simulated makespan on it.
     val = [k for k in range(len(examples)) if k % 5 == 4] if len(examples) >= 5 else []
-    train = [k for k in range(len(examples)) if k not in set(val)]
+    train = [k for k in range(len(examples)) if k % 5 != 4 or len(examples) < 5]
     feats = _features(examples)
-    model = SchedulerGCN(len(FEATURE_NAMES), hidden, base_feature=FEATURE_NAMES.index("rank_u"))
+    model = SchedulerGCN(len(FEATURE_NAMES), hidden, base_feature=FEATURE_NAMES.index("rank_u"),
+                         edge_channels=len(EDGE_FEATURE_NAMES))
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     rng = np.random.default_rng(seed + 1)
     best_score, best_state = _validate(model, examples, feats, val), None
@@ -289,9 +341,13 @@ def train_scheduler(
         model.train()
         total = 0.0
         for k in rng.permutation(train).tolist():
-            x, ei, ew = feats[k]
-            priority, share = model(x, ei, ew)
+            x, ei, ew, src, dst, ea = feats[k]
+            h = model.embed(x, ei, ew)
+            priority, share = model.heads(h, x)
             loss = _list_mle(priority, examples[k].target, temperature)
+            if len(src) and examples[k].colocated is not None:
+                loss = loss + edge_weight * _edge_loss(model.colocation(h, src, dst, ea),
+                                                       examples[k])
             if examples[k].share is not None:
                 target = torch.from_numpy(examples[k].share).float()
                 loss = loss + share_weight * torch.mean((share - target) ** 2)
@@ -321,17 +377,11 @@ def train_scheduler(
     say(f"  kept the weights with validation one-shot/heft {best_score:.4f}")
     model.eval()
     say(f"seed {seed}: trained in {time.perf_counter() - t0:.0f} s")
-    if out is not None:
-        save_model(model, out, {"seed": seed, "graphs": graphs, "samples": samples,
-                                "epochs": epochs, "pg_epochs": pg_epochs,
-                                "holdout": ",".join(holdout),
-                                "exclude_families": ",".join(exclude_families)})
-        say(f"wrote {out}")
     return model
 
 
 def _policy_gradient_epoch(model: SchedulerGCN, opt: torch.optim.Optimizer, examples: Sequence[Example],
-                           feats: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+                           feats: Sequence[_Feats],
                            n_samples: int, rng: np.random.Generator, sigma: float = 0.02) -> float:
     """REINFORCE with Gaussian priority noise; reward = -makespan / HEFT's, baseline = mean."""
     import torch
@@ -340,7 +390,7 @@ def _policy_gradient_epoch(model: SchedulerGCN, opt: torch.optim.Optimizer, exam
     ratios = []
     for k in rng.permutation(len(examples)).tolist():
         ex = examples[k]
-        x, ei, ew = feats[k]
+        x, ei, ew = feats[k][:3]
         mu, _share = model(x, ei, ew)
         noise = torch.from_numpy(rng.standard_normal((n_samples, len(mu))).astype(np.float32)) * sigma
         prios = (mu.detach()[None, :] + noise).double().numpy()
@@ -359,8 +409,9 @@ def _policy_gradient_epoch(model: SchedulerGCN, opt: torch.optim.Optimizer, exam
 
 
 def _validate(model: SchedulerGCN, examples: Sequence[Example],
-              feats: Sequence[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], val: Sequence[int]) -> float:
-    """Geometric mean of the one-shot plan's makespan / HEFT's over the validation graphs."""
+              feats: Sequence[_Feats], val: Sequence[int]) -> float:
+    """Geometric mean of the one-shot plan's makespan / HEFT's over the validation graphs
+    (the decoder the scheduler uses: free placement and the edge head's clusters)."""
     import torch
 
     if not val:
@@ -369,11 +420,14 @@ def _validate(model: SchedulerGCN, examples: Sequence[Example],
     logs = []
     with torch.no_grad():
         for k in val:
-            x, ei, ew = feats[k]
-            priority, share = model(x, ei, ew)
+            x, ei, ew, src, dst, ea = feats[k]
+            h = model.embed(x, ei, ew)
+            priority, share = model.heads(h, x)
             ex = examples[k]
-            m = list_schedule(ex.graph, ex.cluster, priority.double().numpy(),
-                              shares=share.double().numpy()).makespan
+            prob = (torch.sigmoid(model.colocation(h, src, dst, ea)).double().numpy()
+                    if len(src) else None)
+            m = decode(ex.graph, ex.cluster, ranks(ex.graph, ex.cluster), priority.double().numpy(),
+                       share.double().numpy(), prob).result.makespan
             logs.append(math.log(m / ex.heft) if ex.heft > 0 else 0.0)
     model.train()
     return float(math.exp(np.mean(logs)))
@@ -387,7 +441,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--graphs", type=int, default=200, help="generated training graphs")
     ap.add_argument("--samples", type=int, default=64, help="rankings per graph in the target search")
-    ap.add_argument("--epochs", type=int, default=30, help="imitation epochs")
+    ap.add_argument("--epochs", type=int, default=12, help="imitation epochs")
     ap.add_argument("--pg-epochs", type=int, default=0, help="policy-gradient epochs (0 to skip)")
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--min-tasks", type=int, default=30)
@@ -397,7 +451,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--traces", default=None, help="folder of <family>/*.json traces to train on too")
     ap.add_argument("--exclude-family", action="append", default=[],
                     help="trace family kept out of training (repeatable)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--cache", default=None,
+                    help="folder caching the teacher's targets between runs (default: none)")
     return ap
 
 
@@ -415,12 +470,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.min_tasks < 2 or args.max_tasks < args.min_tasks:
         _parser().error(f"need 2 <= --min-tasks <= --max-tasks, got {args.min_tasks}, {args.max_tasks}")
-    torch.set_num_threads(max(1, args.threads))
     holdout = tuple(h for h in args.holdout.split(",") if h)
     train_scheduler(seed=args.seed, graphs=args.graphs, samples=args.samples, epochs=args.epochs,
                     pg_epochs=args.pg_epochs, hidden=args.hidden,
                     sizes=(args.min_tasks, args.max_tasks), holdout=holdout,
-                    trace_dir=args.traces, exclude_families=args.exclude_family, out=args.out)
+                    trace_dir=args.traces, exclude_families=args.exclude_family, out=args.out,
+                    cache_dir=args.cache)
     return 0
 
 

@@ -1,5 +1,5 @@
 """The learned scheduler's weights file: :func:`save_model`/:func:`load_model`, and
-``DEFAULT_WEIGHTS`` (``gnn.pt`` beside this module).
+``DEFAULT_WEIGHTS`` (``gnn.pt`` beside this module); :func:`untrained_model`, the control.
 """
 from __future__ import annotations
 
@@ -7,16 +7,45 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openautoglm.schedulers.gnn.decode import EDGE_FEATURE_NAMES
 from openautoglm.schedulers.gnn.features import FEATURE_NAMES
 
 if TYPE_CHECKING:
     from openautoglm.schedulers.gnn.model import SchedulerGCN
 
-__all__ = ["DEFAULT_WEIGHTS", "load_model", "save_model"]
+__all__ = ["DEFAULT_WEIGHTS", "load_model", "save_model", "untrained_model"]
 
 
 #: The shipped weights (trained by ``openautoglm train-scheduler``).
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "gnn.pt"
+
+
+def untrained_model(hidden: int = 32, seed: int = 0) -> SchedulerGCN:
+    """The control: a freshly initialised model whose outputs reduce to HEFT's plan.
+
+    Its priority head's last layer is zero (priority = normalised upward rank: HEFT's order),
+    its edge head's last layer is zero (probability 1/2 on every edge: nothing merged) and its
+    share head outputs 1 (every core). The trunk is initialised from ``seed`` without touching
+    the global torch random state.
+
+    Example:
+        >>> m = untrained_model()
+        >>> m.edge_channels == len(EDGE_FEATURE_NAMES), m.training
+        (True, False)
+    """
+    import torch
+
+    from openautoglm.schedulers.gnn.model import SchedulerGCN
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SchedulerGCN(len(FEATURE_NAMES), hidden, FEATURE_NAMES.index("rank_u"),
+                             edge_channels=len(EDGE_FEATURE_NAMES))
+    last = model.share_head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(40.0)  # sigmoid(40) is 1.0 in float32: full shares
+    return model.eval()
 
 
 def load_model(path: str | Path | None = None) -> SchedulerGCN:
@@ -24,7 +53,7 @@ def load_model(path: str | Path | None = None) -> SchedulerGCN:
 
     Args:
         path: A file written by :func:`openautoglm.schedulers.gnn.weights.save_model`; ``None`` loads the
-            shipped weights.
+            shipped weights; ``"untrained"`` gives :func:`untrained_model` (the control).
 
     Returns:
         The model in eval mode.
@@ -33,6 +62,8 @@ def load_model(path: str | Path | None = None) -> SchedulerGCN:
         FileNotFoundError: If the file does not exist.
         ValueError: If the file was trained on other features than this version computes.
     """
+    if isinstance(path, str) and path == "untrained":
+        return untrained_model()
     p = Path(path) if path is not None else DEFAULT_WEIGHTS
     if path is None:
         return _load_cached(str(p))
@@ -61,8 +92,15 @@ def _load(p: Path) -> SchedulerGCN:
             f"{p} was trained on features {names} but this version computes {FEATURE_NAMES}; "
             f"retrain with `openautoglm train-scheduler`"
         )
+    edge_names = tuple(blob.get("edge_feature_names", ()))
+    if edge_names and edge_names != EDGE_FEATURE_NAMES:
+        raise ValueError(
+            f"{p} was trained on edge features {edge_names} but this version computes "
+            f"{EDGE_FEATURE_NAMES}; retrain with `openautoglm train-scheduler`"
+        )
     model = SchedulerGCN(len(FEATURE_NAMES), int(blob["hidden_channels"]),
-                         blob.get("base_feature"), float(blob.get("min_share", 0.05)))
+                         blob.get("base_feature"), float(blob.get("min_share", 0.05)),
+                         edge_channels=len(edge_names))
     model.load_state_dict(blob["state_dict"])
     return model.eval()
 
@@ -82,6 +120,7 @@ def save_model(model: SchedulerGCN, path: str | Path, meta: dict[str, object] | 
     blob = {
         "state_dict": {k: v.detach().clone() for k, v in model.state_dict().items()},
         "feature_names": list(FEATURE_NAMES),
+        "edge_feature_names": list(EDGE_FEATURE_NAMES) if model.edge_channels else [],
         "hidden_channels": model.hidden_channels,
         "base_feature": model.base_feature,
         "min_share": model.min_share,
