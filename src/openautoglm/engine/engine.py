@@ -291,6 +291,11 @@ class Engine:
         else:
             raise TypeError(f"Engine.run() takes a Pipeline or a TaskGraph, got "
                             f"{type(work).__name__}; for Dask collections use engine.compute().")
+        gangs = [k for k, g in zip(graph.tasks, graph.gang.tolist()) if g > 1]
+        if gangs:
+            raise EngineError(f"tasks {gangs[:3]!r} are gang tasks (gang > 1, several workers at "
+                              "once): the engine cannot run gangs on Dask yet. Plan them with "
+                              "oag.schedule(graph, cluster, policy) (the simulator), or drop gang.")
         workers = self.workers()
         cluster = self.cluster_model(workers)
         if plan is None:
