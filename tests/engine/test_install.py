@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 import openautoglm as oag
-from openautoglm.executor import Engine, EngineError
+from openautoglm.engine import Engine, EngineError
 
 from bare_env import bare_environ, can_import, dask_cluster, make_bare_env
 

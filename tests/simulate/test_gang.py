@@ -167,3 +167,12 @@ def test_the_engine_refuses_gangs_before_running_anything():
     with Engine(n_workers=2, dashboard=False, progress=False) as engine:
         with pytest.raises(EngineError, match=r"\['g'\] are gang tasks.*cannot run gangs on Dask yet"):
             engine.run(g)
+
+
+def test_gantt_draws_every_member(tmp_path):
+    g = graph({"g": {"gang": 3, "gang_costs": {3: 2.0}}, "h": {"cost": 1.0}})
+    s = oag.list_schedule(g, oag.Cluster.homogeneous(4), priority=[1, 0])
+    ax = s.gantt(tmp_path / "gantt.png")
+    rows = sorted(round(bar.get_paths()[0].vertices[:, 1].min()) for bar in ax.collections)
+    assert rows == [0, 1, 2, 3]  # g on 3 workers, h on the fourth
+    assert (tmp_path / "gantt.png").exists()

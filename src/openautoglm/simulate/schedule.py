@@ -409,17 +409,18 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         cmap = plt.get_cmap("tab20")
         lanes_free: list[list[float]] = [[0.0] * int(c) for c in self.cluster.cores]
         for n_, key in enumerate(self.start_order()):
-            w, s, f = self.placements[key]
-            C = int(self.cluster.cores[w])
-            free = lanes_free[w]
-            lanes = sorted(range(C), key=lambda L: (free[L] > s + _tol(s), L))[: self.cores[key]]
-            for L in lanes:
-                free[L] = f
-                ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
-                               facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
-            if labels:
-                ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, str(key),
-                        ha="center", va="center", fontsize=7, clip_on=True)
+            _, s, f = self.placements[key]
+            for w in self.gangs.get(key, (self.placements[key].worker,)):  # a gang: each member
+                C = int(self.cluster.cores[w])
+                free = lanes_free[w]
+                lanes = sorted(range(C), key=lambda L: (free[L] > s + _tol(s), L))[: self.cores[key]]
+                for L in lanes:
+                    free[L] = f
+                    ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
+                                   facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
+                if labels:
+                    ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, str(key),
+                            ha="center", va="center", fontsize=7, clip_on=True)
         ax.set_yticks([w + 0.45 for w in range(self.cluster.n_workers)])
         ax.set_yticklabels([f"worker {w}" for w in range(self.cluster.n_workers)])
         ax.set_xlabel("time (s)")
