@@ -177,3 +177,10 @@ def test_the_command_check_catches_a_wrong_option_and_program():
         check_command(["dask-worker", "tcp://scheduler:8786"])
     with pytest.raises(AssertionError, match="--help failed"):
         check_command(["openautoglm", "no-such-command"])
+
+
+def test_compose_serve_runs_on_the_compose_scheduler():
+    services = compose()["services"]
+    command = services["serve"]["command"]
+    assert command[:2] == ["openautoglm", "serve"]
+    assert command[command.index("--scheduler") + 1] == "tcp://scheduler:8786"
