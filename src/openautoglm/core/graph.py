@@ -31,6 +31,7 @@ import networkx as nx
 import numpy as np
 
 from openautoglm._typing import TaskKey
+from openautoglm.core.gang import check_gang_size, gang_cost
 
 if TYPE_CHECKING:
     from openautoglm.core.cluster import Cluster
@@ -101,7 +102,9 @@ class TaskGraph:
 
         Args:
             G: nodes carry ``cost`` (seconds at speed 1) or ``costs`` (one run time per worker),
-                optionally ``parallel`` in [0, 1]; edges optionally carry ``size`` (default 0).
+                optionally ``parallel`` in [0, 1], and ``gang=k`` for a task that holds k
+                workers at once (:mod:`openautoglm.core.gang`: ``gang_costs`` or
+                ``gang_parallel``/``gang_comm``); edges optionally carry ``size`` (default 0).
                 Other attributes are kept (``g.nx.nodes[k]``).
 
         Returns:
@@ -132,7 +135,10 @@ class TaskGraph:
         width = None
         for i, k in enumerate(order):
             attrs = G.nodes[k]
-            if attrs.get("costs") is not None:
+            k_gang = 1 if attrs.get("gang") is None else check_gang_size(k, attrs["gang"])
+            if k_gang > 1:  # its run time on its k workers (per-k costs or Amdahl)
+                cost[i] = gang_cost(k, attrs, k_gang)
+            elif attrs.get("costs") is not None:
                 row = [_check_cost(c, f"task {k!r}: costs[{j}]") for j, c in enumerate(attrs["costs"])]
                 if not row:
                     raise ValueError(f"task {k!r}: 'costs' is empty; give one run time per worker")
@@ -167,6 +173,20 @@ class TaskGraph:
         return cls(G, order, cost, costs, parallel, src, dst, size)
 
     # ------------------------------------------------------------------ queries
+    @property
+    def gang(self) -> np.ndarray:
+        """(n,) ints: the workers each task holds at once (node attribute ``gang``, default 1).
+
+        A gang task's ``cost`` is its run time on that many workers (:mod:`openautoglm.core.gang`).
+        """
+        gang = self.__dict__.get("_gang")
+        if gang is None:
+            gang = np.array([int(self._G.nodes[k].get("gang", 1) or 1) for k in self.tasks],
+                            dtype=np.int64)
+            gang.flags.writeable = False
+            self._gang = gang
+        return gang
+
     @property
     def nx(self) -> nx.DiGraph:
         """The underlying networkx DiGraph (do not mutate it)."""

@@ -21,6 +21,7 @@ actually used, as recorded on the scheduler.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import uuid
@@ -41,6 +42,7 @@ from openautoglm.engine.dispatch import (
     _prefix,
 )
 from openautoglm.engine.faults import RunWatch, SchedulerLostError
+from openautoglm.engine.install import InstallError, check_versions, find_wheel, ship
 from openautoglm.engine.plugins import (
     RECORDER,
     FailureRecorder,
@@ -89,9 +91,16 @@ class Engine:
             failing with :class:`~openautoglm.engine.faults.WorkerLostError`.
         metrics: an :class:`~openautoglm.engine.metrics.EngineMetrics` to report plans and runs
             to (opt-in Prometheus metrics; ``None``: none).
+        install: remote cluster: ship this openautoglm to the scheduler and workers that lack
+            it (``pip install`` of a wheel through a Dask worker plugin, workers that join
+            later included): ``True`` for the wheel of this version in the source checkout's
+            ``dist/``, or the path of a wheel. Without it, a remote cluster must already have
+            this version (checked).
 
     Raises:
-        EngineError: the address cannot be reached within ``timeout`` (names the address).
+        EngineError: the address cannot be reached within ``timeout`` (names the address); a
+            cluster process lacks openautoglm or has another version, or cannot install it
+            (names the process and what to do).
 
     Example:
         >>> from openautoglm.pipeline import Pipeline, Task
@@ -108,9 +117,8 @@ class Engine:
                  resources: Mapping[str, float] | None = None,
                  speeds: list[float] | None = None, dashboard: bool = True,
                  progress: bool | None = None, timeout: float = 10.0,
-                 no_worker_timeout: float = 30.0, metrics: Any = None) -> None:
-        import os
-
+                 no_worker_timeout: float = 30.0, metrics: Any = None,
+                 install: bool | str | os.PathLike = False) -> None:
         from distributed import Client, LocalCluster
 
         self.progress = progress
@@ -121,6 +129,13 @@ class Engine:
         self.speeds = speeds
         self.no_worker_timeout = _seconds("no_worker_timeout", no_worker_timeout)
         self.cluster = None
+        if install and address is None:
+            raise ValueError("install= ships openautoglm to a remote cluster (address=...); the "
+                             "embedded cluster runs this process's openautoglm already.")
+        try:  # a wrong wheel is refused before connecting
+            wheel = find_wheel(install) if install else None
+        except InstallError as e:
+            raise EngineError(str(e)) from e
         if address is None:
             n_workers = min(4, os.cpu_count() or 1) if n_workers is None else n_workers
             if n_workers < 1 or threads_per_worker < 1:
@@ -150,6 +165,13 @@ class Engine:
                     "Start one with `dask scheduler` and pass its address, or use Engine() "
                     "for a local cluster."
                 ) from e
+            try:
+                if wheel is not None:
+                    ship(self.client, wheel, preload=(RunRecorder.__module__,))
+                check_versions(self.client)
+            except InstallError as e:
+                self.close()
+                raise EngineError(str(e)) from e
         try:
             self.client.register_plugin(RunRecorder())
             self.client.register_plugin(FailureRecorder())
@@ -176,7 +198,9 @@ class Engine:
 
     def workers(self) -> list[dict[str, Any]]:
         """The Dask workers, sorted by address: ``address``, ``nthreads``, ``resources``."""
-        info = self.client.scheduler_info(n_workers=-1)["workers"]
+        # Asked afresh: client.scheduler_info() returns a cache that the client's periodic
+        # update (which omits workers) can overwrite under load, giving no workers at all.
+        info = self.client.sync(self.client.scheduler.identity, n_workers=-1)["workers"]
         return [{"address": a, "nthreads": w["nthreads"], "resources": w.get("resources", {}),
                  "name": w.get("name")} for a, w in sorted(info.items())]
 
@@ -267,6 +291,11 @@ class Engine:
         else:
             raise TypeError(f"Engine.run() takes a Pipeline or a TaskGraph, got "
                             f"{type(work).__name__}; for Dask collections use engine.compute().")
+        gangs = [k for k, g in zip(graph.tasks, graph.gang.tolist()) if g > 1]
+        if gangs:
+            raise EngineError(f"tasks {gangs[:3]!r} are gang tasks (gang > 1, several workers at "
+                              "once): the engine cannot run gangs on Dask yet. Plan them with "
+                              "oag.schedule(graph, cluster, policy) (the simulator), or drop gang.")
         workers = self.workers()
         cluster = self.cluster_model(workers)
         if plan is None:

@@ -322,7 +322,8 @@ class MILPScheduler(Scheduler):
         """Plan ``graph`` on ``cluster`` with the least possible makespan.
 
         Raises:
-            ValueError: More than ``max_tasks`` tasks, or a worker with more than one core.
+            ValueError: More than ``max_tasks`` tasks, a worker with more than one core, or a
+                gang task (several workers at once: not in this model).
             RuntimeError: The time limit stopped the solver before it proved optimality
                 (unless ``allow_suboptimal``: then the best schedule found is returned, HEFT's
                 when the solver found none, and ``last_result.optimal`` is False).
@@ -333,6 +334,12 @@ class MILPScheduler(Scheduler):
                 f"MILPScheduler solves graphs of at most max_tasks={self.max_tasks} tasks exactly; "
                 f"this one has {n}. Use policy='heft' (or another heuristic) for large graphs, or "
                 f"MILPScheduler(max_tasks={n}) if you can wait: solve time grows exponentially")
+        gangs = [graph.tasks[i] for i in (graph.gang > 1).nonzero()[0]]
+        if gangs:
+            raise ValueError(
+                f"MILPScheduler models one worker per task; tasks {gangs[:3]!r} are gangs "
+                f"(gang > 1, several workers at once). Use policy='heft' or 'gnn', which place "
+                "gangs")
         if (cluster.cores != 1).any():
             raise ValueError(
                 f"MILPScheduler models one core per worker (the classic model); this cluster has "

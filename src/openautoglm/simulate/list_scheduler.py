@@ -12,6 +12,7 @@ import numpy as np
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 from openautoglm.simulate import _kernel
+from openautoglm.simulate.gang import run_list_gangs
 from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["list_schedule", "ListEvaluator", "ListResult", "list_makespan"]
@@ -47,7 +48,9 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
 
     Repeatedly takes the ready task with the highest ``priority`` (ties: earlier topological
     position) and places it where it finishes earliest (ties: lowest worker index), starting no
-    earlier than its data-ready time on that worker.
+    earlier than its data-ready time on that worker. A gang task (``graph.gang > 1``) goes to
+    the k workers and start that finish it first, all k free together for its whole run
+    (:mod:`openautoglm.simulate.gang`; graphs with gangs run the Python loop).
 
     Args:
         graph: the tasks.
@@ -57,7 +60,8 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
             are not candidates for that task.
         shares: (n,) floats in (0, 1]: task i gets ``max(1, round(share * cores[w]))`` cores on
             candidate worker w. Give ``cores`` or ``shares``, not both.
-        workers: (n,) ints, -1 = free choice, ``w >= 0`` pins the task to worker w.
+        workers: (n,) ints, -1 = free choice, ``w >= 0`` pins the task to worker w (a gang's
+            rank 0).
         insertion: fill idle gaps (HEFT's insertion policy); when False a task never starts
             before a task placed earlier on the same worker.
         engine: ``"auto"`` (compiled with numba when installed, else Python), ``"numba"`` or
@@ -83,6 +87,10 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
     """
     sched = Schedule(graph, cluster)
     prio, K, dur = _list_inputs(graph, cluster, sched._et, priority, cores, shares, workers, engine)
+    if graph.gang.max(initial=1) > 1:  # gang tasks: the Python loop (simulate/gang.py)
+        pins = None if workers is None else np.asarray(workers, dtype=np.int64).reshape(-1)
+        run_list_gangs(sched, prio, K, dur, insertion, graph.gang, pins)
+        return sched
     out = None
     if engine != "python":
         out = _kernel.run_list(prio, K, dur, cluster.cores, graph.pred_ptr, graph.pred_idx,
@@ -114,6 +122,10 @@ def list_makespan(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         >>> r.makespan, r.worker.tolist()
         (2.5, [0, 0, 1])
     """
+    if graph.gang.max(initial=1) > 1:
+        s = list_schedule(graph, cluster, priority, cores, shares, workers, insertion, engine)
+        makespan = s.makespan
+        return ListResult(makespan, s._worker.copy(), s._start.copy(), s._finish.copy())
     et = graph.exec_time(cluster)
     prio, K, dur = _list_inputs(graph, cluster, et, priority, cores, shares, workers, engine)
     out = None
@@ -168,7 +180,7 @@ class ListEvaluator:
         self.calls += 1
         g = self.graph
         out = None
-        if _kernel.HAVE_NUMBA and len(g):
+        if _kernel.HAVE_NUMBA and len(g) and g.gang.max() == 1:
             dur = self._dur if workers is None else _pin_rows(self._dur.copy(), workers)
             out = _kernel.run_list(priority, self._K, dur, self.cluster.cores, g.pred_ptr,
                                         g.pred_idx, self._comm, g.succ_ptr, g.succ_idx, True,

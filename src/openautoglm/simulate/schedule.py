@@ -32,6 +32,7 @@ from openautoglm._typing import TaskKey, WorkerIndex
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 from openautoglm.simulate import _kernel
+from openautoglm.simulate.gang import gang_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,6 +105,9 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         self._last_start = np.zeros(W)   # latest start placed per worker (append-only mode)
         self.placements: dict[TaskKey, Placement] = {}
         self.cores: dict[TaskKey, int] = {}
+        #: Gang tasks (``graph.gang > 1``): their workers, rank 0 first (``placements`` holds
+        #: rank 0's worker, where the output lives).
+        self.gangs: dict[TaskKey, tuple[WorkerIndex, ...]] = {}
 
     # ------------------------------------------------------------------ building
     def duration(self, task: TaskKey, worker: WorkerIndex, cores: int = 1) -> float:
@@ -142,7 +146,8 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
 
         Args:
             task: a task of the graph, not placed yet.
-            worker: worker index in ``[0, cluster.n_workers)``.
+            worker: worker index in ``[0, cluster.n_workers)``; for a gang task
+                (``graph.gang > 1``), a tuple of that many distinct workers, rank 0 first.
             start: start time in seconds (>= 0).
             cores: cores to hold, ``1 <= cores <= cluster.cores[worker]``.
 
@@ -160,6 +165,8 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         i = g.index[task]
         if self._worker[i] >= 0:
             raise InvalidScheduleError(f"task {task!r} is placed twice (already at {self.placements[task]})")
+        if g.gang[i] > 1 or isinstance(worker, (tuple, list)):
+            return self._add_gang(task, i, worker, start, cores)
         W = self.cluster.n_workers
         if not isinstance(worker, (int, np.integer)) or not 0 <= worker < W:
             raise InvalidScheduleError(f"worker {worker!r} does not exist: use 0..{W - 1}")
@@ -193,6 +200,55 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
                 f"task {task!r} on worker {worker} over-subscribes its {C} core(s): "
                 f"{clash[1]} core(s) already busy at {clash[0]:.6g}, {cores} more requested")
         return self._place(i, worker, start, int(cores), start + d)
+
+    def _add_gang(self, task: TaskKey, i: int, members: Any, start: float, cores: int) -> Placement:
+        """:meth:`add` for a gang task: every member free and every input there from ``start``."""
+        g, W, k = self.graph, self.cluster.n_workers, int(self.graph.gang[i])
+        if k == 1:
+            raise InvalidScheduleError(f"task {task!r} is not a gang (gang=1): a single task takes "
+                                       "one worker, give its index")
+        members = tuple(members) if isinstance(members, (tuple, list)) else (members,)
+        if (len(members) != k or len(set(members)) != k
+                or not all(isinstance(w, (int, np.integer)) and 0 <= w < W for w in members)):
+            raise InvalidScheduleError(f"task {task!r} is a gang of {k}: give {k} distinct workers "
+                                       f"of 0..{W - 1} (rank 0 first), got {members!r}")
+        members = tuple(int(w) for w in members)
+        start = float(start)
+        if not math.isfinite(start) or start < 0:
+            raise InvalidScheduleError(f"task {task!r}: start {start!r} must be finite and >= 0")
+        for w in members:
+            C = int(self.cluster.cores[w])
+            if not isinstance(cores, (int, np.integer)) or not 1 <= cores <= C:
+                raise InvalidScheduleError(f"task {task!r}: cores={cores!r} but worker {w} has {C} "
+                                           f"core(s): use 1..{C}")
+        for e in range(g.pred_ptr[i], g.pred_ptr[i + 1]):
+            j = g.pred_idx[e]
+            if self._worker[j] < 0:
+                raise InvalidScheduleError(f"task {task!r} depends on {g.tasks[j]!r}, which is not "
+                                           f"placed: place {g.tasks[j]!r} first")
+            for w in members:
+                arrive = float(self._finish[j] + (0.0 if self._worker[j] == w else self._comm[e]))
+                if start + _tol(arrive) < arrive:
+                    raise InvalidScheduleError(
+                        f"task {task!r} cannot start at {start:.6g} on worker {w}: the data of "
+                        f"dependency {g.tasks[j]!r} (finished {self._finish[j]:.6g} on worker "
+                        f"{self._worker[j]}) arrives at {arrive:.6g}")
+        d = gang_duration(self._et[i], float(g.parallel[i]), members, int(cores))
+        for w in members:
+            C = int(self.cluster.cores[w])
+            clash = self._overload(w, start, d, int(cores), C)
+            if clash is not None:
+                raise InvalidScheduleError(
+                    f"gang task {task!r}: worker {w} over-subscribes its {C} core(s): {clash[1]} "
+                    f"core(s) already busy at {clash[0]:.6g}, {cores} more requested")
+        return self._place_gang(i, members, start, int(cores), start + d)
+
+    def _place_gang(self, i: int, members: tuple[int, ...], t: float, k: int, f: float) -> Placement:
+        """Record a valid gang placement: every member's timeline; rank 0 in ``placements``."""
+        for w in reversed(members):
+            pl = self._place(i, w, t, k, f)
+        self.gangs[self.graph.tasks[i]] = members
+        return pl
 
     def _overload(self, w: int, t: float, d: float, k: int, C: int) -> tuple[float, int] | None:
         """First (time, usage) in ``[t, t + d)`` where ``k`` more cores do not fit, else None."""
@@ -353,17 +409,18 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         cmap = plt.get_cmap("tab20")
         lanes_free: list[list[float]] = [[0.0] * int(c) for c in self.cluster.cores]
         for n_, key in enumerate(self.start_order()):
-            w, s, f = self.placements[key]
-            C = int(self.cluster.cores[w])
-            free = lanes_free[w]
-            lanes = sorted(range(C), key=lambda L: (free[L] > s + _tol(s), L))[: self.cores[key]]
-            for L in lanes:
-                free[L] = f
-                ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
-                               facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
-            if labels:
-                ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, str(key),
-                        ha="center", va="center", fontsize=7, clip_on=True)
+            _, s, f = self.placements[key]
+            for w in self.gangs.get(key, (self.placements[key].worker,)):  # a gang: each member
+                C = int(self.cluster.cores[w])
+                free = lanes_free[w]
+                lanes = sorted(range(C), key=lambda L: (free[L] > s + _tol(s), L))[: self.cores[key]]
+                for L in lanes:
+                    free[L] = f
+                    ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
+                                   facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
+                if labels:
+                    ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, str(key),
+                            ha="center", va="center", fontsize=7, clip_on=True)
         ax.set_yticks([w + 0.45 for w in range(self.cluster.n_workers)])
         ax.set_yticklabels([f"worker {w}" for w in range(self.cluster.n_workers)])
         ax.set_xlabel("time (s)")
@@ -379,7 +436,8 @@ def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
     The critical path uses each task's fastest possible run time (best worker, all its cores)
     and no transfers; the work bound divides the least speed-weighted core-seconds each task
     needs by the cluster's speed-weighted core count. Both stay valid for ``costs`` nodes,
-    multi-core workers and parallel fractions.
+    multi-core workers, parallel fractions and gang tasks (a gang of k: the k-th fastest
+    worker's pace, and one share of work on each of k workers).
 
     Example:
         >>> import networkx as nx
@@ -393,11 +451,17 @@ def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
     et = graph.exec_time(cluster)
     p = graph.parallel[:, None]
     C = cluster.cores[None, :].astype(np.float64)
-    fastest = (et * ((1.0 - p) + p / C)).min(axis=1)
+    each = et * ((1.0 - p) + p / C)
+    weighted = et * cluster.speeds[None, :]
+    # A gang of k runs at its slowest member's pace (at best the k-th fastest worker) and holds
+    # every member: at least the k smallest speed-weighted run times of work.
+    k = np.minimum(graph.gang, cluster.n_workers)
+    fastest = np.sort(each, axis=1)[np.arange(n), k - 1]
+    work = np.where(np.arange(cluster.n_workers)[None, :] < k[:, None],
+                    np.sort(weighted, axis=1), 0.0).sum()
     from openautoglm.core.costs import upward_rank
 
     critical_path = upward_rank(graph, fastest).max()  # longest path, no transfers
-    work = (et * cluster.speeds[None, :]).min(axis=1).sum()
     capacity = float((cluster.speeds * cluster.cores).sum())
     return float(max(critical_path, work / capacity))
 
@@ -421,21 +485,33 @@ def check_schedule(schedule: Schedule, complete: bool = True) -> list[str]:
     if extra:
         problems.append(f"placements for unknown tasks {extra[:3]!r}")
     events: list[list[tuple[float, int, int]]] = [[] for _ in range(c.n_workers)]
+    extra = [k for k in schedule.gangs if k in g.index and g.gang[g.index[k]] == 1]
+    if extra:
+        problems.append(f"gang members given for tasks that are not gangs: {extra[:3]!r}")
     for key, p in pl.items():
         if key not in g.index:
             continue
         i = g.index[key]
         w, s, f = p
         k = schedule.cores.get(key, 1)
-        if not 0 <= w < c.n_workers:
-            problems.append(f"task {key!r} on unknown worker {w}")
+        members = (w,)
+        if g.gang[i] > 1:
+            members = tuple(schedule.gangs.get(key, ()))
+            if (len(set(members)) != g.gang[i] or len(members) != g.gang[i]
+                    or members[0] != w):
+                problems.append(f"gang task {key!r} needs {g.gang[i]} distinct workers, rank 0 "
+                                f"on {w}; it has {members!r}")
+                continue
+        if not all(0 <= m < c.n_workers for m in members):
+            problems.append(f"task {key!r} on unknown worker(s) {members}")
             continue
-        if not 1 <= k <= c.cores[w]:
-            problems.append(f"task {key!r} holds {k} cores on worker {w}, which has {c.cores[w]}")
+        if not all(1 <= k <= c.cores[m] for m in members):
+            problems.append(f"task {key!r} holds {k} cores on worker(s) {members}, which have "
+                            f"{[int(c.cores[m]) for m in members]}")
         if not (np.isfinite(s) and s >= 0):
             problems.append(f"task {key!r} starts at {s!r}")
         par = g.parallel[i]
-        d = et[i, w] * ((1.0 - par) + par / k)
+        d = max(et[i, m] for m in members) * ((1.0 - par) + par / k)
         if abs((f - s) - d) > 1e-7 * max(1.0, abs(f)):
             problems.append(f"task {key!r} runs {f - s:.9g} s but the cost model says {d:.9g} s")
         for e in range(g.pred_ptr[i], g.pred_ptr[i + 1]):
@@ -443,14 +519,16 @@ def check_schedule(schedule: Schedule, complete: bool = True) -> list[str]:
             if dep not in pl:
                 problems.append(f"task {key!r} is placed but its dependency {dep!r} is not")
                 continue
-            wd, _, fd = pl[dep]
-            arrive = fd + (0.0 if wd == w else g.pred_size[e] / c.bandwidth)
-            if _close_below(s, arrive):
-                problems.append(f"task {key!r} starts at {s:.9g} on worker {w} before the data of "
-                                f"{dep!r} (worker {wd}) arrives at {arrive:.9g}")
+            wd, _, fd = pl[dep]  # a gang's output lives on its rank 0
+            for m in members:  # every member reads every input
+                arrive = fd + (0.0 if wd == m else g.pred_size[e] / c.bandwidth)
+                if _close_below(s, arrive):
+                    problems.append(f"task {key!r} starts at {s:.9g} on worker {m} before the "
+                                    f"data of {dep!r} (worker {wd}) arrives at {arrive:.9g}")
         if f > s:
-            events[w].append((s, +1, k))
-            events[w].append((f, -1, k))
+            for m in members:
+                events[m].append((s, +1, k))
+                events[m].append((f, -1, k))
     for w, ev in enumerate(events):
         # Releases sort before acquisitions at equal times; nudge by rounding tolerance.
         ev.sort(key=lambda x: (x[0] + (-1e-7 * max(1.0, abs(x[0])) if x[1] < 0 else 0.0), x[1]))

@@ -85,6 +85,8 @@ __all__ = ["GNNScheduler", "GNNPlan"]
 #: (bounded by ``refine`` and at least 16), so that phase costs about the same on every graph
 #: size; graphs up to WIDE_UP_TO tasks get twice that (two descents, then kicks).
 REFINE_WORK = 40_000
+#: Local-search calls on graphs with gang tasks (simulated by the Python loop).
+GANG_REFINE = 32
 
 #: The improvement runs on the best TOP_K candidates of graphs up to WIDE_UP_TO tasks (each
 #: candidate also re-ranked, linear clusters added); larger graphs improve the winner only.
@@ -330,6 +332,8 @@ class GNNScheduler(Scheduler):
         # A fixed budget of list-scheduling work: fewer simulations on larger graphs. Small
         # graphs get both descents (each with that budget), larger ones the restarting one.
         budget = min(self.refine, max(16, REFINE_WORK // max(len(graph), 1)))
+        if graph.gang.max(initial=1) > 1:  # gangs simulate in Python (~100x slower): fewer calls
+            budget = min(budget, GANG_REFINE)
         if budget <= 0:
             return chosen, best
         wide = len(graph) <= WIDE_UP_TO
