@@ -356,13 +356,20 @@ def main() -> None:
     t0 = time.perf_counter()
     warm_up()
     names = [n for n in WORKLOADS if not args.only or n in args.only.split(",")]
-    rows = [run_workload(n, WORKLOADS[n], args.reps) for n in names]
+    rows: list[dict] = []
+    for n in names:  # the table is rewritten after each step: a stopped run keeps its rows
+        rows.append(run_workload(n, WORKLOADS[n], args.reps))
+        write(rows, [], None, args, load0, time.perf_counter() - t0)
     straggler = run_straggler(args.reps)
-    scale = [run_scale(int(n)) for n in args.scale.split(",") if n]
+    scale: list[dict] = []
     write(rows, scale, straggler, args, load0, time.perf_counter() - t0)
+    for n in args.scale.split(","):
+        if n:
+            scale.append(run_scale(int(n)))
+            write(rows, scale, straggler, args, load0, time.perf_counter() - t0)
 
 
-def write(rows: list[dict], scale: list[dict], straggler: dict, args, load0: float,
+def write(rows: list[dict], scale: list[dict], straggler: dict | None, args, load0: float,
           total: float) -> None:
     cmd = (f"nice .venv/bin/python benchmarks/dask_collections.py --reps {args.reps} "
            f"--scale {args.scale or chr(39) * 2}")
@@ -412,6 +419,9 @@ def write(rows: list[dict], scale: list[dict], straggler: dict, args, load0: flo
         "",
     ]
     lines += [f"- {r['name']}: {r['mode'] if 'mode' in r else r['modes']}: {r['reason']}" for r in rows]
+    if straggler is None:
+        straggler = {"without": float("nan"), "with": float("nan"), "ratio": float("nan"),
+                     "backups": float("nan")}
     lines += ["", "## Injected straggler (strict plan with history, the critical chain's worker "
               "slowed 5x after the chain's first step; median of "
               f"{args.reps} alternated pairs)", "",

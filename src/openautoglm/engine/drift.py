@@ -139,6 +139,8 @@ class DriftWatcher(SchedulerPlugin):
             ann = ts.annotations
             if not ann or ann.get("oag_run") != run or not ts.worker_restrictions:
                 continue
+            if not ann.get("workers") or "shuffle_original_restrictions" in ann:
+                continue  # not our pin (P2P shuffles restrict their own output tasks)
             if ts.state in ("memory", "erred", "forgotten"):
                 continue
             ts.worker_restrictions = None

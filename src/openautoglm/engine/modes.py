@@ -18,7 +18,8 @@ plan's order and workers). A mode is chosen over stepping aside only when its pr
 beats the estimate's uncertainty ``u`` (cost-weighted relative std, :mod:`.estimate`)::
 
     priorities  if  gain_p > 0.05 + u / 2
-    strict      if  gain_s > 0.05 + u  and  gain_s > gain_p + 0.05
+    strict      if  gain_s > 0.05 + u  and  gain_s > gain_p + 0.05, and the graph holds no
+                peer-to-peer shuffle or rechunk (Dask's P2P places those tasks itself)
     dask        otherwise, and always when some task's cost is only Dask's 500 ms guess
                 (no history and nothing Dask measured on this cluster)
 
@@ -308,6 +309,9 @@ def plan_for_mode(engine: Engine, graph: TaskGraph, cluster: Cluster, policy: st
     }
     spent = time.perf_counter() - t0 + summary.seconds
     mode, reason = decide(predicted, summary.uncertainty, requested)
+    if mode == "strict" and uses_p2p(graph):
+        mode, reason = "priorities", ("P2P shuffle/rechunk tasks place themselves, so pins "
+                                      f"are off (priorities only); {reason}")
     if mode == "dask":
         plan = Schedule(g, cluster)
     else:
@@ -317,6 +321,15 @@ def plan_for_mode(engine: Engine, graph: TaskGraph, cluster: Cluster, policy: st
     return g, plan, Decision(mode, reason, requested, predicted, summary.uncertainty,
                              summary.describe(), overhead, time.perf_counter() - t0 + summary.seconds,
                              cached=cached)
+
+
+def uses_p2p(graph: TaskGraph) -> bool:
+    """Whether the graph holds a peer-to-peer shuffle or rechunk (Dask places those tasks)."""
+    try:
+        from distributed.shuffle._core import P2PBarrierTask
+    except ImportError:  # pragma: no cover - older or newer distributed
+        return any("p2p" in str(graph.nx.nodes[k].get("identity", "")) for k in graph.tasks)
+    return any(isinstance(graph.nx.nodes[k].get("dask"), P2PBarrierTask) for k in graph.tasks)
 
 
 # -- the compute driver --------------------------------------------------------------------
@@ -341,7 +354,8 @@ def compute_collections(engine: Engine, args: tuple[Any, ...], *, policy: str = 
     decision.planning_seconds += t_load
     result = engine._execute(graph, plan, workers, {}, history, keys, "compute", policy,
                              pin=decision.mode == "strict", priorities=decision.mode != "dask",
-                             estimates=decision.mode != "dask", backup=backup)
+                             estimates=decision.mode != "dask",
+                             backup=backup and not uses_p2p(graph))
     result.decision = decision
     decision.corrections.extend(getattr(result, "corrections", []))
     seen = observed_overhead(result.times, graph, [int(w["nthreads"]) for w in workers])
