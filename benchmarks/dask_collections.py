@@ -347,7 +347,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--scale", default="10000,50000", help="task counts of the scale rows ('' for none)")
-    ap.add_argument("--only", default="", help="comma-separated workload names (default all)")
+    ap.add_argument("--only", default="", help="comma-separated workload names (default all; "
+                    "'none' for the straggler and scale parts only)")
+    ap.add_argument("--out", default=str(RESULTS), help="the table's path")
     args = ap.parse_args()
     torch.set_num_threads(1)
     logging.getLogger("distributed").setLevel(logging.ERROR)
@@ -372,7 +374,8 @@ def main() -> None:
 def write(rows: list[dict], scale: list[dict], straggler: dict | None, args, load0: float,
           total: float) -> None:
     cmd = (f"nice .venv/bin/python benchmarks/dask_collections.py --reps {args.reps} "
-           f"--scale {args.scale or chr(39) * 2}")
+           f"--scale {args.scale or chr(39) * 2}" + (f" --only '{args.only}'" if args.only else "")
+           + (f" --out {args.out}" if args.out != str(RESULTS) else ""))
     lines = [
         "# Real Dask collections: plain `dask.compute` vs `oag.compute`",
         "",
@@ -400,7 +403,7 @@ def write(rows: list[dict], scale: list[dict], straggler: dict | None, args, loa
             f"{r['extra']:.1%} | "
             f"{r['strict']:.2f} | {r['prio']:.2f} | {r['plan_s']:.3f} | {r['plan_err']:.0%} | "
             f"{r['mape']:.0%} |")
-    worst = max(max(r["cold"], r["first"], r["auto"]) for r in rows)
+    worst = max((max(r["cold"], r["first"], r["auto"]) for r in rows), default=float("nan"))
     sens = [r["auto"] for r in rows if r["name"] in ORDER_SENSITIVE]
     lines += [
         "",
@@ -437,8 +440,9 @@ def write(rows: list[dict], scale: list[dict], straggler: dict | None, args, loa
             lines.append(f"| {s['tasks']} | {s['plain']:.1f} | {s['oag']:.1f} | {s['mode']} | "
                          f"{(s['oag'] - s['plain']) / s['plain']:+.1%} | {s['plan_s']:.2f} |")
     lines += ["", f"Regenerate: `{cmd}`", ""]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -205,3 +205,22 @@ def test_backup_beats_a_straggler(engine2):
     # The backed-up steps finished on the other worker.
     addr = engine2.last_run.workers
     assert any(addr[t["worker"]] != slow for t in chain[1:])
+
+
+def test_p2p_rechunk_keeps_its_own_placement(engine2):
+    """Regression: a P2P rechunk restricts its output tasks to the workers holding their
+    shards; pins (and releasing pins) must not touch them. Strict becomes priorities."""
+    import dask.array as da
+    import numpy as np
+
+    x = da.random.default_rng(0).random((400, 400), chunks=(400, 20))
+    expected = x.compute(scheduler="sync").sum(axis=1)
+    h = oag.History(":memory:")
+    with dask.config.set({"array.rechunk.method": "p2p"}):
+        for mode in ("auto", "strict", "priorities"):
+            (got,) = engine2.compute(x.rechunk((20, 400)).sum(axis=1), history=h, mode=mode)
+            np.testing.assert_allclose(got, expected)
+    d = engine2.last_run.decision
+    assert d.mode == "priorities"
+    assert [r["mode"] for r in decisions(h)][1] == "priorities"   # strict was asked for
+    assert "P2P" in decisions(h)[1]["reason"]

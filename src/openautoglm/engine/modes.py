@@ -288,7 +288,7 @@ def plan_for_mode(engine: Engine, graph: TaskGraph, cluster: Cluster, policy: st
     g = _with_overhead(graph, overhead)
     key = (shape_signature(g), policy, tuple(cluster.cores.tolist()),
            tuple(np.asarray(cluster.speeds).tolist()))
-    costs = prefix_costs(g)
+    costs = prefix_costs(graph)  # the estimates themselves, not the overhead measured lately
     cache = _cache(engine)
     hit = cache.get(key, costs)
     cached = hit is not None
