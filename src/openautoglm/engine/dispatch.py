@@ -102,7 +102,8 @@ def _build_dsk(graph: TaskGraph, inputs: dict[str, Any], run_id: str, cores: dic
 
 
 def _annotations(graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
-                 dkey: dict[Hashable, Hashable], run_id: str, pin: bool) -> dict[str, Any]:
+                 dkey: dict[Hashable, Hashable], run_id: str, pin: bool,
+                 priorities: bool = True) -> dict[str, Any]:
     """Per-Dask-key annotation callables that make Dask follow ``plan``.
 
     Raises:
@@ -129,7 +130,8 @@ def _annotations(graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]]
                 f"{offered}); Dask would wait forever. Start workers with them "
                 f'(dask worker ... --resources "{",".join(f"{r}={v}" for r, v in need.items())}" '
                 "or Engine(resources=...)) or drop the request.")
-        w = workers[plan.placements[k].worker]
+        placed = plan.placements.get(k)  # none when the run steps aside for Dask
+        w = workers[placed.worker] if placed is not None else None
         if pin and w in able:
             pins[dkey[k]] = [w["address"]]
         if share:
@@ -143,7 +145,7 @@ def _annotations(graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]]
         return n - rank.get(key, n)
 
     return {
-        "priority": priority,
+        **({"priority": priority} if priorities else {}),
         "workers": lambda key: pins.get(key),
         "resources": lambda key: resources.get(key),
         "retries": lambda key: retries.get(key),

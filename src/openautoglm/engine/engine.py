@@ -41,8 +41,10 @@ from openautoglm.engine.dispatch import (
     _identities,
     _prefix,
 )
+from openautoglm.engine.drift import annotate_estimates, pop_corrections
 from openautoglm.engine.faults import RunWatch, SchedulerLostError
 from openautoglm.engine.install import InstallError, check_versions, find_wheel, ship
+from openautoglm.engine.modes import compute_collections
 from openautoglm.engine.plugins import (
     RECORDER,
     FailureRecorder,
@@ -129,6 +131,8 @@ class Engine:
         self.speeds = speeds
         self.no_worker_timeout = _seconds("no_worker_timeout", no_worker_timeout)
         self.cluster = None
+        #: The RunResult of the last ``compute`` (its ``decision`` says which mode and why).
+        self.last_run: RunResult | None = None
         if install and address is None:
             raise ValueError("install= ships openautoglm to a remote cluster (address=...); the "
                              "embedded cluster runs this process's openautoglm already.")
@@ -142,9 +146,9 @@ class Engine:
                 raise ValueError(f"n_workers={n_workers} and threads_per_worker="
                                  f"{threads_per_worker} must be >= 1")
             res = {"share": SHARE_UNITS * threads_per_worker, **dict(resources or {})}
-            # Placement is the plan's: no stealing, and late queuing decisions.
-            with dask.config.set({"distributed.scheduler.work-stealing": False,
-                                  "distributed.scheduler.worker-saturation": 1.0}):
+            # Late queuing decisions. Work stealing stays on (Dask's default): pinned tasks
+            # are never stolen, and runs that step aside or give priorities only are Dask's.
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
                 self.cluster = LocalCluster(
                     n_workers=n_workers, threads_per_worker=threads_per_worker,
                     processes=processes, resources=res,
@@ -152,6 +156,9 @@ class Engine:
                     dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard},
                 )
             self.client = Client(self.cluster)
+            # The client's view of the workers is refreshed every few seconds: wait until it
+            # shows them, or a plan made right away would see an empty cluster.
+            self.client.wait_for_workers(n_workers, timeout=max(60.0, timeout))
         else:
             if resources is not None or n_workers is not None:
                 raise ValueError("n_workers/resources configure the embedded cluster; with "
@@ -347,24 +354,34 @@ class Engine:
         return True
 
     def compute(self, *args: Any, policy: str = "heft", history: History | None = None,
-                **kwargs: Any) -> tuple[Any, ...]:
+                mode: str = "auto", **kwargs: Any) -> tuple[Any, ...]:
         """Plan Dask collections and compute them: a drop-in for ``dask.compute``.
+
+        Each run chooses how much of the plan Dask follows (``mode="auto"``): strict pins,
+        priorities only, or stepping aside (plain Dask) when the plan's predicted gain does
+        not beat the uncertainty of its costs; see :mod:`openautoglm.engine.modes`. The
+        decision is ``engine.last_run.decision`` and is stored in ``history``.
+
+        Args:
+            *args: what ``dask.compute`` takes.
+            policy: the scheduling policy that plans.
+            history: costs from earlier runs; this run is recorded into it.
+            mode: ``"auto"``, or force ``"strict"``, ``"priorities"`` or ``"dask"``.
+            **kwargs: ``backup=True`` (pure tasks only: re-run a straggling critical task on
+                another worker), ``optimize_graph``, ``traverse`` as for ``dask.compute``.
 
         Returns:
             What ``dask.compute(*args)`` returns.
         """
-        from openautoglm.engine.from_dask import collections_to_dsk, from_dask
-
-        dsk, keys, repack = collections_to_dsk(*args, **kwargs)
-        graph = from_dask(dsk, keys)
-        result = self.run(graph, policy=policy, history=history, keys=keys, name="compute")
-        return repack([result[k] for k in keys])
+        return compute_collections(self, args, policy=policy, history=history, mode=mode,
+                                   **kwargs)
 
     def _execute(self, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
                  inputs: dict[str, Any], history: History | None, keys: list[Hashable] | None,
                  name: str, policy: str, pin: bool | None = None,
                  limit: tuple[float | None, float | None] = (None, None),
-                 run_id: str | None = None) -> RunResult:
+                 run_id: str | None = None, *, priorities: bool = True,
+                 estimates: bool = False, backup: bool = False) -> RunResult:
         run_id = run_id or uuid.uuid4().hex[:12]
         cores = {k: int(c) for k, c in plan.cores.items()}
         dsk, dkey, out = _build_dsk(graph, inputs, run_id, cores)
@@ -374,7 +391,9 @@ class Engine:
             # Placement is only worth forcing when the costs mean something: not when they
             # are Dask's blanket 500 ms guesses (then Dask's data locality does better).
             pin = not any(a.get("cost_source") == "dask-default" for _, a in graph.nx.nodes(data=True))
-        annotations = _annotations(graph, plan, workers, dkey, run_id, pin)
+        annotations = _annotations(graph, plan, workers, dkey, run_id, pin, priorities)
+        if estimates:
+            annotate_estimates(self.client, annotations, plan, dkey, backup)
         if history is not None:
             durations = history.durations()
             seed = {_prefix(dkey[k]): durations[i] for k, i in _identities(graph).items()
@@ -401,8 +420,11 @@ class Engine:
             self.client.cancel(list(futures.values()))
             self.client.run_on_scheduler(pop_records, run_id=run_id)
             raise RunCancelledError(f"run {run_id} was cancelled; nothing of it is recorded")
-        return collect_run(self, graph, plan, workers, futures, outcome, inputs, out, dkey,
-                           run_id, started, history, name, policy, watch)
+        corrections = pop_corrections(self.client, run_id) if estimates else []
+        result = collect_run(self, graph, plan, workers, futures, outcome, inputs, out, dkey,
+                             run_id, started, history, name, policy, watch)
+        result.corrections = corrections
+        return result
 
     def _wait(self, futures: dict[Hashable, Any], watch: RunWatch) -> str:
         """Wait for every future or the first error; a progress bar once it takes over a second.
@@ -450,7 +472,9 @@ class Engine:
                                        total=len(futures), completed=len(futures) - len(pending))
                 if pending:
                     time.sleep(delay)
-                    delay = min(0.1, delay * 1.5)
+                    # Short: each poll is cheap, and every ms waited after the last result
+                    # is a ms plain dask.compute does not pay.
+                    delay = min(0.02, delay * 1.5)
         finally:
             if bar is not None:
                 bar.update(job, completed=len(futures) - len(pending))
@@ -494,16 +518,22 @@ def _seconds(name: str, value: Any) -> float:
 
 
 def compute(*args: Any, policy: str = "heft", engine: Engine | None = None,
-            history: History | None = None, **engine_kwargs: Any) -> tuple[Any, ...]:
-    """Plan Dask collections with ``policy`` and compute them with the plan's priorities.
+            history: History | None = None, mode: str = "auto", backup: bool = False,
+            **engine_kwargs: Any) -> tuple[Any, ...]:
+    """Plan Dask collections with ``policy`` and compute them, or step aside for Dask.
 
-    A drop-in for ``dask.compute``: same arguments, same return value.
+    A drop-in for ``dask.compute``: same arguments, same return value. ``mode="auto"``
+    chooses per run between strict pins, the plan's priorities only and plain Dask (see
+    :meth:`Engine.compute`); the decision is ``engine.last_run.decision``.
 
     Args:
         *args: Dask collections or delayed objects (or structures holding them).
         policy: a registered scheduler name.
         engine: run on this engine; by default a temporary embedded one (``engine_kwargs``).
         history: refine the plan from it and record the run into it.
+        mode: ``"auto"``, ``"strict"``, ``"priorities"`` or ``"dask"``.
+        backup: pure tasks only: a critical task straggling on a slow worker is re-run on
+            another one (see :mod:`openautoglm.engine.drift`).
 
     Returns:
         A tuple with one computed value per argument.
@@ -515,6 +545,6 @@ def compute(*args: Any, policy: str = "heft", engine: Engine | None = None,
         (6, {'k': 3})
     """
     if engine is not None:
-        return engine.compute(*args, policy=policy, history=history)
+        return engine.compute(*args, policy=policy, history=history, mode=mode, backup=backup)
     with Engine(**engine_kwargs) as eng:
-        return eng.compute(*args, policy=policy, history=history)
+        return eng.compute(*args, policy=policy, history=history, mode=mode, backup=backup)

@@ -135,11 +135,20 @@ def from_dask(obj: Any, keys: list[Hashable] | None = None, *, history: History 
         dsk = convert_legacy_graph(dsk)
 
     G = nx.DiGraph()
+    default: dict[str, float] = {}  # one config lookup per prefix, not per key
+    nodes = []
     for key, node in dsk.items():
         ident = task_identity(key)
-        literal = isinstance(node, DataNode)
-        G.add_node(key, dask=node, identity=ident, cost=0.0 if literal else dask_default_cost(ident),
-                   cost_source="data" if literal else "dask-default")
+        if isinstance(node, DataNode):
+            nodes.append((key, {"dask": node, "identity": ident, "cost": 0.0,
+                                "cost_source": "data"}))
+            continue
+        if ident not in default:
+            default[ident] = dask_default_cost(ident)
+        nodes.append((key, {"dask": node, "identity": ident, "cost": default[ident],
+                            "cost_source": "dask-default"}))
+    G.add_nodes_from(nodes)
+    edges = []
     for key, node in dsk.items():
         for dep in node.dependencies:
             if dep not in dsk:
@@ -147,7 +156,8 @@ def from_dask(obj: Any, keys: list[Hashable] | None = None, *, history: History 
                     f"Task {key!r} depends on {dep!r}, which is not in the graph; "
                     "pass the whole graph (e.g. collection.__dask_graph__()) or the missing data."
                 )
-            G.add_edge(dep, key, size=0.0)
+            edges.append((dep, key))
+    G.add_edges_from(edges, size=0.0)
     if keys is None:
         keys = [k for k in G.nodes if G.out_degree(k) == 0]
     missing = [k for k in keys if k not in dsk]

@@ -45,6 +45,8 @@ class RunResult(dict):
         planned_makespan: the plan's makespan.
         wall_time: seconds from submission to the last result.
         failures: failed attempts (retried or final): task, worker, exception, traceback.
+        decision: for ``compute``: the mode the run used and why
+            (:class:`openautoglm.engine.modes.Decision`); ``None`` for ``run``.
     """
 
     run_id: str
@@ -56,6 +58,7 @@ class RunResult(dict):
     planned_makespan: float
     wall_time: float
     failures: list[dict[str, Any]]
+    decision: Any = None
 
     @property
     def outputs(self) -> dict[Hashable, Any]:
@@ -220,7 +223,8 @@ def _html(result: RunResult, png_b64: str) -> str:
     summary = "".join(f"<li>{html.escape(k)}: {_fmt(v)}</li>" for k, v in {
         "run": result.run_id, "tasks": len(result.times), "workers": len(result.workers),
         "realised makespan (s)": result.makespan, "planned makespan (s)": result.planned_makespan,
-        "wall time (s)": result.wall_time, **err}.items())
+        "wall time (s)": result.wall_time, **err,
+        **({"mode": str(result.decision)} if result.decision is not None else {})}.items())
     fails = "".join(f"<h3>{html.escape(str(f['task']))} on {html.escape(str(f['worker']))}</h3>"
                     f"<pre>{html.escape(str(f.get('traceback') or f.get('error')))}</pre>"
                     for f in result.failures)
