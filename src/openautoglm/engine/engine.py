@@ -96,6 +96,9 @@ class Engine:
             later included): ``True`` for the wheel of this version in the source checkout's
             ``dist/``, or the path of a wheel. Without it, a remote cluster must already have
             this version (checked).
+        host: embedded cluster: the interface the scheduler, workers and dashboard listen on;
+            ``"127.0.0.1"`` (default) keeps them off the network (they have no
+            authentication); pass ``"0.0.0.0"`` only on a trusted network.
 
     Raises:
         EngineError: the address cannot be reached within ``timeout`` (names the address); a
@@ -118,9 +121,12 @@ class Engine:
                  speeds: list[float] | None = None, dashboard: bool = True,
                  progress: bool | None = None, timeout: float = 10.0,
                  no_worker_timeout: float = 30.0, metrics: Any = None,
-                 install: bool | str | os.PathLike = False) -> None:
+                 install: bool | str | os.PathLike = False,
+                 host: str = "127.0.0.1") -> None:
         from distributed import Client, LocalCluster
 
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"host must be an interface address such as '127.0.0.1', got {host!r}")
         self.progress = progress
         self.metrics = metrics
         self._active: dict[str, dict[Hashable, Any]] = {}  # run id -> futures, while it runs
@@ -149,7 +155,11 @@ class Engine:
                     n_workers=n_workers, threads_per_worker=threads_per_worker,
                     processes=processes, resources=res,
                     # A random port: several engines (and users) on one machine do not collide.
-                    dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard},
+                    # Every listener on `host` (127.0.0.1 by default: no open port on the
+                    # network); threads use the in-process transport, which has no host.
+                    **({"host": host} if processes else {}),
+                    dashboard_address=f"{host}:0", worker_dashboard_address=f"{host}:0",
+                    scheduler_kwargs={"dashboard": dashboard},
                 )
             self.client = Client(self.cluster)
         else:
