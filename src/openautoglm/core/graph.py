@@ -158,9 +158,9 @@ class TaskGraph:
             elif attrs.get("costs") is not None:
                 row = _check_costs(attrs["costs"], k)
                 if not row:
-                    raise ValueError(f"task {k!r}: 'costs' is empty; give one run time per worker")
+                    raise InputError(f"task {short(k)}: 'costs' is empty; give one run time per worker")
                 if width is not None and len(row) != width:
-                    raise ValueError(f"task {k!r} has {len(row)} 'costs' but another task has "
+                    raise InputError(f"task {short(k)} has {len(row)} 'costs' but another task has "
                                      f"{width}: give one run time per worker for every task")
                 width = len(row)
                 costs_rows[i] = row
@@ -168,7 +168,7 @@ class TaskGraph:
             elif "cost" in attrs:
                 cost[i] = _check_cost(attrs["cost"], f"task {k!r}: cost")
             else:
-                raise ValueError(f"task {k!r} has no 'cost' (seconds on a speed-1 worker) and no "
+                raise InputError(f"task {short(k)} has no 'cost' (seconds on a speed-1 worker) and no "
                                  "'costs' (one run time per worker): add one of them")
             p = attrs.get("parallel", 0.0)
             parallel[i] = 0.0 if p is None else check_number(
