@@ -100,7 +100,8 @@ def _check_hints(where: str, cost: Any, parallel: Any, retries: Any, output_size
     for label, value in (("cost", cost), ("output_size", output_size)):
         if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= 1e15:
             raise PipelineError(
-                f"{where}: {label} must be a number of seconds in [0, 1e15], got {short(value)}")
+                f"{where}: {label} must be a finite number >= 0 (seconds, at most 1e15), "
+                f"got {short(value)}")
     if not _is_number(parallel) or not 0.0 <= parallel <= 1.0:
         raise PipelineError(
             f"{where}: parallel is a fraction in [0, 1] (0 = serial), got {short(parallel)}")
