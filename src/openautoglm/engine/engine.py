@@ -68,6 +68,17 @@ class RunCancelledError(EngineError):
 
 
 
+def _worker_on(host: str) -> Any:
+    """A Dask ``Worker`` class whose HTTP server listens on ``host`` (threads mode: no nanny)."""
+    from distributed import Worker
+
+    class LoopbackWorker(Worker):
+        def __init__(self, *args: Any, dashboard_address: str | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, dashboard_address=dashboard_address or f"{host}:0", **kwargs)
+
+    return LoopbackWorker
+
+
 class Engine:
     """Executes planned task graphs on a Dask cluster.
 
@@ -157,8 +168,10 @@ class Engine:
                     # A random port: several engines (and users) on one machine do not collide.
                     # Every listener on `host` (127.0.0.1 by default: no open port on the
                     # network); threads use the in-process transport, which has no host.
-                    **({"host": host} if processes else {}),
-                    dashboard_address=f"{host}:0", worker_dashboard_address=f"{host}:0",
+                    # In-process workers' HTTP server (metrics, health) on `host` too, with
+                    # their dashboards off (bokeh would add seconds to the first start).
+                    **({"host": host} if processes else {"worker_class": _worker_on(host)}),
+                    dashboard_address=f"{host}:0",
                     scheduler_kwargs={"dashboard": dashboard},
                 )
             self.client = Client(self.cluster)
