@@ -89,14 +89,14 @@ def test_unknown_yaml_field_exits_2(tmp_path, capsys):
 def test_input_named_like_a_run_argument_exits_2(tmp_path, capsys):
     p = tmp_path / "p.yaml"
     p.write_text("name: t\ntasks:\n  - {name: a, func: 'builtins:str', input_key: policy}\n")
-    assert main(["run", str(p), "--input", "policy=3"]) == 2
+    assert main(["run", str(p), "--input", "policy=3", "--allow-module", "builtins"]) == 2
     assert "'policy' is also a run() argument" in capsys.readouterr().err
 
 
 def test_failing_task_exits_1_naming_it(tmp_path, capsys):
     p = tmp_path / "p.yaml"
     p.write_text("name: t\ntasks:\n  - {name: parse, func: 'builtins:int', input_key: x, retries: 1}\n")
-    assert main(["run", str(p), "--input", "x=abc"]) == 1
+    assert main(["run", str(p), "--input", "x=abc", "--allow-module", "builtins"]) == 1
     err = capsys.readouterr().err
     assert "task 'parse' failed after 2 attempt(s): ValueError" in err
 

@@ -6,6 +6,7 @@ __version__ = "0.1.0"
 from typing import TYPE_CHECKING, Any
 
 # --- core: graphs, clusters, schedules, classic schedulers (light: no torch, no dask) ---
+from openautoglm._validate import InputError
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import CycleError, TaskGraph
 from openautoglm.core.loaders import load_wfcommons, random_dag
@@ -105,6 +106,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "InputError",
     "__version__",
     # --- core ---
     "TaskGraph",

@@ -160,7 +160,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from openautoglm.pipeline.pipeline import Pipeline
 
-    pipeline = Pipeline.from_yaml(Path(args.pipeline))
+    pipeline = Pipeline.from_yaml(Path(args.pipeline), allowed_modules=args.allow_module)
     inputs = parse_inputs(args.input)
     pipeline.validate(inputs)
     if args.json:
@@ -253,6 +253,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", default=[], metavar="KEY=VALUE",
                      help="a pipeline input (repeatable); KEY=@file reads the file's text")
     run.add_argument("--json", action="store_true", help="print only the result, as JSON")
+    run.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
+                     help="a module the pipeline's funcs may come from besides openautoglm and "
+                          "the YAML file's own folder (repeatable; a pipeline file is code)")
     planning(run)
     sch = sub.add_parser("schedule", help="plan a WfFormat trace and compare with the lower bound")
     sch.add_argument("trace", help="a WfFormat 1.4/1.5 JSON file")
@@ -304,7 +307,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskFailedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except (PipelineError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (PipelineError, ValueError, TypeError, KeyError, OSError) as exc:
+        # Bad input: one line, no traceback (a directory, a binary or malformed file...).
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+        if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+            message = f"cannot read {exc.filename!r}: {exc.strerror or exc}"
+        print(f"error: {_one_line(str(message))}", file=sys.stderr)
         return 2
+
+
+def _one_line(message: str, limit: int = 2000) -> str:
+    """An error message on one line, cut to ``limit`` characters."""
+    text = "; ".join(part.strip() for part in message.splitlines() if part.strip())
+    return text if len(text) <= limit else text[:limit] + "..."

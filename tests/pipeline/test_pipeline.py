@@ -337,7 +337,7 @@ def test_yaml_unknown_field_named_with_its_task():
 def test_yaml_errors_are_clear(text, match):
     text = text.replace("'abs'", "'builtins:abs'")
     with pytest.raises(PipelineError, match=match):
-        Pipeline.from_yaml(text)
+        Pipeline.from_yaml(text, allowed_modules=["os", "builtins", "no_such_pkg"])
 
 
 def test_yaml_missing_file():

@@ -5,12 +5,18 @@ A task of ``cost`` seconds runs ``cost / speeds[w]`` on worker ``w`` (one core);
 """
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+import numbers
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from openautoglm._validate import InputError, check_number, short
+
 __all__ = ["Cluster"]
+
+#: Most workers (and cores per worker) a Cluster accepts: far above any real cluster, far below
+#: what would exhaust memory.
+MAX_WORKERS = 1_000_000
 
 
 class Cluster:
@@ -34,23 +40,26 @@ class Cluster:
 
     def __init__(self, speeds: Sequence[float] | np.ndarray, bandwidth: float = 1.0,
                  cores: int | Sequence[int] | np.ndarray = 1) -> None:
-        sp = np.asarray(speeds, dtype=np.float64).reshape(-1)
+        sp = np.asarray(_numbers(speeds, "speeds", "e.g. Cluster(speeds=[1.0, 2.0])"),
+                        dtype=np.float64)
         if sp.size == 0:
-            raise ValueError("a Cluster needs at least one worker: pass speeds=[1.0, ...]")
+            raise InputError("a Cluster needs at least one worker: pass speeds=[1.0, ...]")
         if not (np.isfinite(sp).all() and (sp > 0).all()):
-            raise ValueError(f"worker speeds must be positive finite numbers, got {sp.tolist()}")
-        bw = float(bandwidth)
-        if math.isnan(bw) or bw <= 0:
-            raise ValueError(f"bandwidth must be > 0 (use math.inf for free transfers), got {bandwidth!r}")
-        if np.ndim(cores) == 0:
-            co = np.full(sp.size, cores)
+            raise InputError(f"worker speeds must be positive finite numbers, got {short(sp.tolist())}")
+        bw = check_number(bandwidth, "bandwidth", finite=False,
+                          fix="use a number > 0 (math.inf for free transfers)")
+        if bw <= 0:
+            raise InputError(f"bandwidth must be > 0 (use math.inf for free transfers), got {short(bandwidth)}")
+        if isinstance(cores, numbers.Number) or np.ndim(cores) == 0:
+            co = np.full(sp.size, check_number(cores, "cores", integer=True, minimum=1,
+                                               maximum=MAX_WORKERS))
         else:
-            co = np.asarray(cores).reshape(-1)
+            co = np.asarray([check_number(c, f"cores[{i}]", integer=True, minimum=1,
+                                          maximum=MAX_WORKERS)
+                             for i, c in enumerate(_numbers(cores, "cores", "one int per worker"))])
             if co.size != sp.size:
-                raise ValueError(f"cores has {co.size} entries for {sp.size} workers: "
+                raise InputError(f"cores has {co.size} entries for {sp.size} workers: "
                                  "give one per worker or a single int")
-        if not all(float(c).is_integer() and c >= 1 for c in co):
-            raise ValueError(f"cores must be integers >= 1, got {list(co)}")
         self.speeds: np.ndarray = sp
         self.cores: np.ndarray = co.astype(np.int64)
         self.bandwidth: float = bw
@@ -65,9 +74,12 @@ class Cluster:
             >>> Cluster.homogeneous(3, speed=2.0).speeds.tolist()
             [2.0, 2.0, 2.0]
         """
-        if int(n) < 1:
-            raise ValueError(f"a Cluster needs at least one worker, got n={n!r}")
-        return cls([speed] * int(n), bandwidth=bandwidth, cores=cores)
+        n = check_number(n, "Cluster.homogeneous n (workers)", integer=True, minimum=None,
+                         maximum=MAX_WORKERS)
+        if n < 1:
+            raise InputError(f"a Cluster needs at least one worker, got n={n}")
+        return cls([check_number(speed, "speed", minimum=None)] * n, bandwidth=bandwidth,
+                   cores=cores)
 
     @property
     def n_workers(self) -> int:
@@ -86,3 +98,23 @@ class Cluster:
                 and np.array_equal(self.speeds, other.speeds) and np.array_equal(self.cores, other.cores))
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _numbers(values: object, field: str, example: str) -> list[float]:
+    """A flat sequence of real numbers (no string read digit by digit, no nesting, no bools)."""
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or not (np.issubdtype(values.dtype, np.number)
+                                    and not np.issubdtype(values.dtype, np.complexfloating)):
+            raise InputError(f"{field} must be a 1-d array of numbers, got shape {values.shape} "
+                             f"dtype {values.dtype}; {example}")
+        values = values.tolist()
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Sequence):
+        raise InputError(f"{field} must be a list of numbers, one per worker, got "
+                         f"{type(values).__name__} {short(values)}; {example}")
+    if len(values) > MAX_WORKERS:
+        raise InputError(f"{field} lists {len(values)} workers, over the {MAX_WORKERS} limit")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise InputError(f"{field}[{i}] must be a number, got {type(v).__name__} {short(v)}; "
+                             f"{example}")
+    return list(values)

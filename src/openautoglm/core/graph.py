@@ -23,14 +23,16 @@ DAGGEN-style random layered DAGs (``random_dag``). Read ``tests/core/test_graph.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 import numpy as np
 
 from openautoglm._typing import TaskKey
+from openautoglm._validate import InputError, check_number, short
 from openautoglm.core.gang import check_gang_size, gang_cost
 
 if TYPE_CHECKING:
@@ -39,21 +41,36 @@ if TYPE_CHECKING:
 __all__ = ["TaskGraph", "CycleError"]
 
 
+#: Largest cost or edge size accepted (seconds; 31 million years): sums stay finite.
+MAX_SECONDS = 1e15
+
+
 class CycleError(ValueError):
     """A task graph contains a cycle (the message lists it: ``a -> b -> a``)."""
 
 
 def _check_cost(value: Any, where: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{where} must be a number of seconds, got {type(value).__name__} "
+                         f"{short(value)}; convert it first (a string is not a cost)")
+    x = float(value)
     if not math.isfinite(x) or x < 0:
-        raise ValueError(
-            f"{where} is {value!r}: costs must be finite and non-negative seconds; "
+        raise InputError(
+            f"{where} is {short(value)}: costs must be finite and non-negative seconds; "
             "fix the estimate (use 0 for a free task)"
         )
+    if x > MAX_SECONDS:
+        raise InputError(f"{where} is {short(value)}, over {MAX_SECONDS:g} s (sums of such "
+                         "values overflow); use a larger time unit")
     return x
+
+
+def _check_costs(value: Any, key: Any) -> list[float]:
+    """A task's per-worker ``costs``: a list of numbers (never a string read digit by digit)."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (Sequence, np.ndarray)):
+        raise InputError(f"task {short(key)}: costs must be a list of run times, one per worker, "
+                         f"got {type(value).__name__} {short(value)}; e.g. costs=[12.0, 8.0]")
+    return [_check_cost(c, f"task {short(key)}: costs[{j}]") for j, c in enumerate(value)]
 
 
 class TaskGraph:
@@ -124,7 +141,7 @@ class TaskGraph:
             openautoglm.core.graph.CycleError: Cycle detected between the following tasks: a -> b -> a
         """
         if not isinstance(G, nx.DiGraph) or G.is_multigraph():
-            raise TypeError(f"expected a networkx.DiGraph, got {type(G).__name__}; "
+            raise InputError(f"expected a networkx.DiGraph, got {type(G).__name__}; "
                             "build one with nx.DiGraph() (multigraphs are not supported)")
         order = _topological_order(G)
         n = len(order)
@@ -139,11 +156,11 @@ class TaskGraph:
             if k_gang > 1:  # its run time on its k workers (per-k costs or Amdahl)
                 cost[i] = gang_cost(k, attrs, k_gang)
             elif attrs.get("costs") is not None:
-                row = [_check_cost(c, f"task {k!r}: costs[{j}]") for j, c in enumerate(attrs["costs"])]
+                row = _check_costs(attrs["costs"], k)
                 if not row:
-                    raise ValueError(f"task {k!r}: 'costs' is empty; give one run time per worker")
+                    raise InputError(f"task {short(k)}: 'costs' is empty; give one run time per worker")
                 if width is not None and len(row) != width:
-                    raise ValueError(f"task {k!r} has {len(row)} 'costs' but another task has "
+                    raise InputError(f"task {short(k)} has {len(row)} 'costs' but another task has "
                                      f"{width}: give one run time per worker for every task")
                 width = len(row)
                 costs_rows[i] = row
@@ -151,13 +168,12 @@ class TaskGraph:
             elif "cost" in attrs:
                 cost[i] = _check_cost(attrs["cost"], f"task {k!r}: cost")
             else:
-                raise ValueError(f"task {k!r} has no 'cost' (seconds on a speed-1 worker) and no "
+                raise InputError(f"task {short(k)} has no 'cost' (seconds on a speed-1 worker) and no "
                                  "'costs' (one run time per worker): add one of them")
             p = attrs.get("parallel", 0.0)
-            p = float(p) if p is not None else 0.0
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"task {k!r}: parallel fraction {p!r} must lie in [0, 1]")
-            parallel[i] = p
+            parallel[i] = 0.0 if p is None else check_number(
+                p, f"task {short(k)}: parallel fraction", maximum=1.0,
+                fix="it lies in [0, 1] (0 = serial)")
         costs = None
         if costs_rows:
             costs = np.full((n, width), np.nan)
@@ -169,7 +185,8 @@ class TaskGraph:
         size = np.empty(m)
         for e, (u, v, d) in enumerate(G.edges(data=True)):
             src[e], dst[e] = index[u], index[v]
-            size[e] = _check_cost(d.get("size", 0.0) or 0.0, f"edge {u!r} -> {v!r}: size")
+            sz = d.get("size", 0.0)
+            size[e] = _check_cost(0.0 if sz is None else sz, f"edge {short(u)} -> {short(v)}: size")
         return cls(G, order, cost, costs, parallel, src, dst, size)
 
     # ------------------------------------------------------------------ queries

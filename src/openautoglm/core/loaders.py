@@ -3,17 +3,18 @@ DAGs (:func:`random_dag`).
 """
 from __future__ import annotations
 
-import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from openautoglm.core.graph import TaskGraph
+from openautoglm._validate import InputError, check_number, load_json, read_text, short
+from openautoglm.core.graph import TaskGraph, _check_cost
 
-__all__ = ["load_wfcommons", "random_dag"]
+__all__ = ["TraceWarning", "load_wfcommons", "random_dag"]
 
 
 # ====================================================================== loaders
@@ -34,7 +35,9 @@ def load_wfcommons(path: str | Path, bandwidth: float = 1.0) -> TaskGraph:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not WfFormat JSON, an unsupported ``schemaVersion``, a task without runtime,
+        InputError: (a ``ValueError``) a directory, a binary file, not WfFormat JSON, nesting
+            too deep, duplicate task ids, a runtime or size that is not a number >= 0, an
+            unsupported ``schemaVersion``, a task without runtime,
             or a non-positive bandwidth.
 
     Example:
@@ -56,15 +59,13 @@ def load_wfcommons(path: str | Path, bandwidth: float = 1.0) -> TaskGraph:
     if not path.exists():
         raise FileNotFoundError(f"no WfFormat trace at {str(path)!r}; check the path "
                                 "(real traces live in ../shared/workflows/pegasus/*/)")
-    bandwidth = float(bandwidth)
-    if not bandwidth > 0 or not math.isfinite(bandwidth):
-        raise ValueError(f"bandwidth must be positive bytes/s, got {bandwidth!r}")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); expected a WfFormat trace") from None
-    if not isinstance(doc, dict) or "workflow" not in doc:
-        raise ValueError(f"{path} has no 'workflow' object: not a WfFormat trace")
+    bandwidth = check_number(bandwidth, "bandwidth (bytes/s)", minimum=0.0,
+                             fix="pass a positive number of bytes per second")
+    if not bandwidth > 0:
+        raise InputError(f"bandwidth must be positive bytes/s, got {short(bandwidth)}")
+    doc = load_json(read_text(path, "WfFormat trace"), f"WfFormat trace {str(path)!r}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("workflow"), dict):
+        raise InputError(f"{path} has no 'workflow' object: not a WfFormat trace")
     version = str(doc.get("schemaVersion", ""))
     wf = doc["workflow"]
     if version.startswith("1.5") or (not version and "specification" in wf):
@@ -72,7 +73,7 @@ def load_wfcommons(path: str | Path, bandwidth: float = 1.0) -> TaskGraph:
     elif version in ("1.4", "1.3", "1.2") or (not version and "tasks" in wf):
         nodes, edges = _wf14(wf, path)
     else:
-        raise ValueError(f"{path}: WfFormat schemaVersion {version!r} is not supported; "
+        raise InputError(f"{path}: WfFormat schemaVersion {short(version)} is not supported; "
                          "supported versions are 1.4 and 1.5 (also 1.2, 1.3 traces in the 1.4 layout)")
     G = nx.DiGraph()
     for key, attrs in nodes:
@@ -82,41 +83,92 @@ def load_wfcommons(path: str | Path, bandwidth: float = 1.0) -> TaskGraph:
     return TaskGraph.from_networkx(G)
 
 
+class TraceWarning(UserWarning):
+    """A WfFormat trace loaded with a gap (e.g. files without sizes: their edges move 0 bytes)."""
+
+
+def _records(value: Any, where: str, path: Path) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        raise InputError(f"{path}: {where} must be a list of objects, got {short(value)}")
+    return value
+
+
+def _names(value: Any, where: str, path: Path) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise InputError(f"{path}: {where} must be a list of names, got {short(value)}")
+    return value
+
+
+def _unique(tasks: list[dict[str, Any]], key: str, path: Path) -> list[Any]:
+    ids, seen = [], set()
+    for t in tasks:
+        if key not in t or not isinstance(t[key], (str, int)) or isinstance(t[key], bool):
+            raise InputError(f"{path}: every task needs a string {key!r}, got {short(t)}")
+        if t[key] in seen:
+            raise InputError(f"{path}: task {key} {short(t[key])} appears twice; ids must be "
+                             "unique (two tasks would be merged and an edge lost)")
+        seen.add(t[key])
+        ids.append(t[key])
+    return ids
+
+
 def _edges_from_files(tasks: list[dict[str, Any]], key: str, outputs: dict[str, set[str]],
                       inputs: dict[str, set[str]], sizes: dict[str, float], parents_of: Any,
                       path: Path) -> list[tuple[str, str, float]]:
     edges = []
     ids = {t[key] for t in tasks}
+    unsized: set[str] = set()
     for t in tasks:
         child = t[key]
         for parent in parents_of(t):
             if parent not in ids:
-                raise ValueError(f"{path}: task {child!r} names unknown parent {parent!r}")
+                raise InputError(f"{path}: task {short(child)} names unknown parent {short(parent)}")
             shared = outputs.get(parent, set()) & inputs.get(child, set())
+            unsized |= {f for f in shared if f not in sizes}
             edges.append((parent, child, float(sum(sizes.get(f, 0.0) for f in shared))))
+    if unsized:
+        warnings.warn(f"{path}: {len(unsized)} file(s) passed between tasks have no size in the "
+                      f"trace (e.g. {short(sorted(map(str, unsized))[0])}); their transfers count "
+                      "as 0 bytes", TraceWarning, stacklevel=4)
     return edges
+
+
+def _size(f: dict[str, Any], names: tuple[str, ...], path: Path) -> float | None:
+    for name in names:
+        if name in f and f[name] is not None:
+            return _check_cost(f[name], f"{path}: file {short(f.get('id', f.get('name')))}: {name}")
+    return None
 
 
 def _wf15(wf: dict[str, Any], path: Path) -> tuple[list, list]:
     try:
         spec, execution = wf["specification"], wf["execution"]
         tasks = spec["tasks"]
-    except KeyError as exc:
-        raise ValueError(f"{path}: WfFormat 1.5 trace lacks workflow.{exc.args[0]}") from None
-    sizes = {f["id"]: float(f.get("sizeInBytes", 0) or 0) for f in spec.get("files", [])}
-    runtime = {t["id"]: t.get("runtimeInSeconds") for t in execution.get("tasks", [])}
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{path}: WfFormat 1.5 trace lacks workflow.{short(exc.args[0])}") from None
+    tasks = _records(tasks, "workflow.specification.tasks", path)
+    _unique(tasks, "id", path)
+    sizes = {}
+    for f in _records(spec.get("files", []), "workflow.specification.files", path):
+        size = _size(f, ("sizeInBytes",), path)
+        if size is not None:
+            sizes[f.get("id")] = size
+    runtime = {t.get("id"): t.get("runtimeInSeconds")
+               for t in _records(execution.get("tasks", []), "workflow.execution.tasks", path)}
     nodes = []
     for t in tasks:
         rt = runtime.get(t["id"])
         if rt is None:
-            raise ValueError(f"{path}: task {t['id']!r} has no runtimeInSeconds in "
+            raise InputError(f"{path}: task {short(t['id'])} has no runtimeInSeconds in "
                              "workflow.execution.tasks; only executed traces can be loaded")
-        nodes.append((t["id"], {"cost": float(rt), "name": t.get("name", t["id"]),
-                                "category": t.get("category", t.get("name", t["id"]).split("_ID")[0])}))
-    outputs = {t["id"]: set(t.get("outputFiles", [])) for t in tasks}
-    inputs = {t["id"]: set(t.get("inputFiles", [])) for t in tasks}
+        name = str(t.get("name", t["id"]))
+        nodes.append((t["id"], {"cost": _check_cost(rt, f"{path}: task {short(t['id'])}: "
+                                                        "runtimeInSeconds"),
+                                "name": name, "category": t.get("category", name.split("_ID")[0])}))
+    outputs = {t["id"]: set(_names(t.get("outputFiles", []), "outputFiles", path)) for t in tasks}
+    inputs = {t["id"]: set(_names(t.get("inputFiles", []), "inputFiles", path)) for t in tasks}
     edges = _edges_from_files(tasks, "id", outputs, inputs, sizes,
-                              lambda t: t.get("parents", []), path)
+                              lambda t: _names(t.get("parents", []), "parents", path), path)
     return nodes, edges
 
 
@@ -125,28 +177,33 @@ def _wf14(wf: dict[str, Any], path: Path) -> tuple[list, list]:
     if tasks is None:
         jobs = wf.get("jobs")  # 1.2/1.3 traces call them jobs
         if jobs is None:
-            raise ValueError(f"{path}: WfFormat 1.4 trace lacks workflow.tasks")
+            raise InputError(f"{path}: WfFormat 1.4 trace lacks workflow.tasks")
         tasks = jobs
+    tasks = _records(tasks, "workflow.tasks", path)
     # In 1.4 ``name`` is the unique reference (parents list names); ``id`` is optional.
     key = "name" if all("name" in t for t in tasks) else "id"
+    _unique(tasks, key, path)
     by_name = {t["name"]: t[key] for t in tasks if "name" in t}
     nodes, outputs, inputs, sizes = [], {}, {}, {}
     for t in tasks:
         rt = t.get("runtimeInSeconds", t.get("runtime"))
         if rt is None:
-            raise ValueError(f"{path}: task {t[key]!r} has no runtimeInSeconds/runtime; "
+            raise InputError(f"{path}: task {short(t[key])} has no runtimeInSeconds/runtime; "
                              "only executed traces can be loaded")
-        nodes.append((t[key], {"cost": float(rt), "name": t.get("name", t[key]),
-                               "category": t.get("category", str(t.get("name", t[key])).split("_ID")[0])}))
+        name = str(t.get("name", t[key]))
+        nodes.append((t[key], {"cost": _check_cost(rt, f"{path}: task {short(t[key])}: runtime"),
+                               "name": name, "category": t.get("category", name.split("_ID")[0])}))
         outputs[t[key]], inputs[t[key]] = set(), set()
-        for f in t.get("files", []):
+        for f in _records(t.get("files", []), f"task {short(t[key])}: files", path):
             fname = f.get("name", f.get("id"))
-            nbytes = f.get("sizeInBytes", f.get("size", 0)) or 0
-            sizes[fname] = float(nbytes)
+            size = _size(f, ("sizeInBytes", "size"), path)
+            if size is not None:
+                sizes[fname] = size
             (outputs if f.get("link") == "output" else inputs)[t[key]].add(fname)
     # Parents may be listed by name or by id.
-    edges = _edges_from_files(tasks, key, outputs, inputs, sizes,
-                              lambda t: [by_name.get(p, p) for p in t.get("parents", [])], path)
+    edges = _edges_from_files(
+        tasks, key, outputs, inputs, sizes,
+        lambda t: [by_name.get(p, p) for p in _names(t.get("parents", []), "parents", path)], path)
     return nodes, edges
 
 

@@ -70,6 +70,17 @@ class RunCancelledError(EngineError):
 
 
 
+def _worker_on(host: str) -> Any:
+    """A Dask ``Worker`` class whose HTTP server listens on ``host`` (threads mode: no nanny)."""
+    from distributed import Worker
+
+    class LoopbackWorker(Worker):
+        def __init__(self, *args: Any, dashboard_address: str | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, dashboard_address=dashboard_address or f"{host}:0", **kwargs)
+
+    return LoopbackWorker
+
+
 class Engine:
     """Executes planned task graphs on a Dask cluster.
 
@@ -98,6 +109,9 @@ class Engine:
             later included): ``True`` for the wheel of this version in the source checkout's
             ``dist/``, or the path of a wheel. Without it, a remote cluster must already have
             this version (checked).
+        host: embedded cluster: the interface the scheduler, workers and dashboard listen on;
+            ``"127.0.0.1"`` (default) keeps them off the network (they have no
+            authentication); pass ``"0.0.0.0"`` only on a trusted network.
 
     Raises:
         EngineError: the address cannot be reached within ``timeout`` (names the address); a
@@ -120,9 +134,12 @@ class Engine:
                  speeds: list[float] | None = None, dashboard: bool = True,
                  progress: bool | None = None, timeout: float = 10.0,
                  no_worker_timeout: float = 30.0, metrics: Any = None,
-                 install: bool | str | os.PathLike = False) -> None:
+                 install: bool | str | os.PathLike = False,
+                 host: str = "127.0.0.1") -> None:
         from distributed import Client, LocalCluster
 
+        if not isinstance(host, str) or not host:
+            raise ValueError(f"host must be an interface address such as '127.0.0.1', got {host!r}")
         self.progress = progress
         self.metrics = metrics
         self._active: dict[str, dict[Hashable, Any]] = {}  # run id -> futures, while it runs
@@ -153,7 +170,13 @@ class Engine:
                     n_workers=n_workers, threads_per_worker=threads_per_worker,
                     processes=processes, resources=res,
                     # A random port: several engines (and users) on one machine do not collide.
-                    dashboard_address=":0", scheduler_kwargs={"dashboard": dashboard},
+                    # Every listener on `host` (127.0.0.1 by default: no open port on the
+                    # network); threads use the in-process transport, which has no host.
+                    # In-process workers' HTTP server (metrics, health) on `host` too, with
+                    # their dashboards off (bokeh would add seconds to the first start).
+                    **({"host": host} if processes else {"worker_class": _worker_on(host)}),
+                    dashboard_address=f"{host}:0",
+                    scheduler_kwargs={"dashboard": dashboard},
                 )
             self.client = Client(self.cluster)
             # The client's view of the workers is refreshed every few seconds: wait until it

@@ -18,12 +18,38 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from openautoglm._validate import InputError, load_json, read_text, short
+from openautoglm._weights import bounded_ints, check_shapes, safetensors_shapes, torch_load
+
 from .model import GLMConfig, GLMModel
 from .tokenizer import CharTokenizer
 
 FORMAT = "openautoglm.glm/1"
 WEIGHTS = "model.safetensors"
 META = "config.json"
+#: Largest value of each config field accepted from a file (far above any model trained here).
+CONFIG_LIMITS = {"vocab_size": 2**20, "n_layers": 256, "hidden": 2**15, "heads": 1024,
+                 "max_len": 2**20}
+#: Largest config.json read (bytes).
+MAX_META_BYTES = 16 * 2**20
+
+
+def checked_config(config: Any, shapes: dict[str, tuple[int, ...]], where: str) -> GLMConfig:
+    """A :class:`GLMConfig` from untrusted metadata, checked against the weights' shapes.
+
+    Nothing is allocated before the config's numbers are bounded and the model it describes,
+    built on the meta device, has exactly the shapes stored in the weights.
+
+    Raises:
+        InputError: naming the field or the first tensor that does not match.
+    """
+    fields = bounded_ints(config, CONFIG_LIMITS, where, allowed=set(GLMConfig.__dataclass_fields__))
+    try:
+        cfg = GLMConfig(**fields)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: invalid model config ({str(exc)[:300]})") from None
+    check_shapes(lambda: GLMModel(cfg), shapes, where)
+    return cfg
 
 
 def save_checkpoint(
@@ -74,11 +100,20 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[GLMModel, CharTokeniz
             raise FileNotFoundError(
                 f"{src / name} not found: pass the directory given to save_checkpoint"
             )
-    meta = json.loads((src / META).read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{src / META} has format {meta.get('format')!r}, expected {FORMAT!r}")
-    config = GLMConfig(**meta["config"])
-    tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    meta = load_json(read_text(src / META, "checkpoint config", limit=MAX_META_BYTES),
+                     str(src / META))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise InputError(f"{src / META} has format {str(found)[:80]!r}, expected {FORMAT!r}")
+    config = checked_config(meta.get("config"), safetensors_shapes(src / WEIGHTS, str(src)),
+                            str(src / META))
+    try:
+        tokenizer = CharTokenizer.from_dict(meta["tokenizer"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InputError(f"{src / META}: invalid tokenizer ({str(exc)[:200]})") from None
+    if tokenizer.vocab_size != config.vocab_size:
+        raise InputError(f"{src / META}: the tokenizer has {tokenizer.vocab_size} tokens but "
+                         f"the config says vocab_size={config.vocab_size}")
     model = GLMModel(config)
     model.load_state_dict(load_file(str(src / WEIGHTS)))
     model.eval()
@@ -140,21 +175,28 @@ def load_glm(path: str | Path) -> tuple[Any, Any, Any]:
         return load_checkpoint(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model at {path}")
+    state: Any = None
     if suffix == ".safetensors":
-
+        shapes = safetensors_shapes(path, str(path))  # the header only: nothing loaded yet
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get("openautoglm")
-        state = load_file(str(path))
     elif suffix in (".pt", ".pth"):
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = torch_load(path, "an openautoglm GLM export",
+                          "export one with openautoglm.models.save_glm")
         raw = blob.get("meta") if isinstance(blob, dict) else None
         state = blob.get("state_dict") if isinstance(blob, dict) else None
+        if not isinstance(state, dict) or not all(hasattr(v, "shape") for v in state.values()):
+            raise InputError(f"{path} is not an openautoglm GLM export (no state_dict of tensors)")
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
     else:
-        raise ValueError(f"{path}: unknown model file type; use .pt, .safetensors or a checkpoint directory")
-    meta = json.loads(raw) if raw else {}
-    if meta.get("format") != _EXPORT_FORMAT or state is None:
-        raise ValueError(f"{path} is not an openautoglm GLM export (format {meta.get('format')!r})")
-    config = GLMConfig(**meta["config"])
+        raise InputError(f"{path}: unknown model file type; use .pt, .safetensors or a checkpoint directory")
+    meta = load_json(raw, f"{path} metadata") if isinstance(raw, str) and raw else {}
+    if not isinstance(meta, dict) or meta.get("format") != _EXPORT_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise InputError(f"{path} is not an openautoglm GLM export (format {short(found)})")
+    config = checked_config(meta.get("config"), shapes, str(path))
+    if state is None:
+        state = load_file(str(path))
     model = GLMModel(config)
     model.load_state_dict(state)
     model.eval()

@@ -41,6 +41,7 @@ import numpy as np
 
 from openautoglm._typing import TaskKey
 from openautoglm.history.cost_model import CostEstimate, _fit, _Model, _safe_identity
+from openautoglm._validate import InputError, check_number, short
 
 if TYPE_CHECKING:
     from openautoglm.core.graph import TaskGraph
@@ -162,8 +163,12 @@ class History:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, timeout: float = 30.0) -> None:
+        if path is not None and not isinstance(path, (str, os.PathLike)) or path == "":
+            raise InputError(f"History path must be a file path (str or Path), got "
+                             f"{type(path).__name__} {short(path)}; e.g. History('runs.sqlite')")
         self.path = ":memory:" if path == ":memory:" else Path(path or default_history_path())
-        self.timeout = float(timeout)
+        self.timeout = check_number(timeout, "History timeout (seconds)", minimum=0.0,
+                                    maximum=86400.0)
         self._lock = threading.Lock()
         self._models: dict[str, _Model] | None = None
         self._transfer_models: dict[tuple[str, str], float] | None = None
@@ -251,6 +256,15 @@ class History:
         Returns:
             The run id.
         """
+        for field, value in (("planned_makespan", planned_makespan),
+                             ("realised_makespan", realised_makespan)):
+            if value is not None:
+                check_number(value, f"record_run {field}")
+        for field, value in (("started", started), ("finished", finished)):
+            if value is not None:
+                check_number(value, f"record_run {field}", minimum=None)
+        if n_workers is not None:
+            check_number(n_workers, "record_run n_workers", integer=True, minimum=1)
         run_id = run_id or uuid.uuid4().hex
         ex_cols = [f.name for f in fields(Execution)]
         tr_cols = [f.name for f in fields(Transfer)]
@@ -459,8 +473,38 @@ def _row(obj: Any, cls: type, cols: list[str]) -> tuple[Any, ...]:
             )
         d = asdict(cls(**obj))
     else:
-        raise TypeError(f"Expected a {cls.__name__} or a dict of its fields, got {type(obj).__name__}.")
+        raise InputError(f"Expected a {cls.__name__} or a dict of its fields, got "
+                         f"{type(obj).__name__} {short(obj)}.")
+    _check_row(d, cls)
     return tuple(d[c] for c in cols)
+
+
+#: How each stored field is checked: (kind, minimum). "real"/"int": a number (not a string,
+#: not a bool), finite; "str": text; a field whose dataclass default is None may be None.
+_FIELD_RULES: dict[str, tuple[str, float | None]] = {
+    "duration": ("real", 0.0), "cost": ("real", 0.0), "start": ("real", None),
+    "end": ("real", None), "planned_start": ("real", None), "planned_finish": ("real", None),
+    "cores": ("int", 1), "attempt": ("int", 1), "input_size": ("real", 0.0),
+    "output_size": ("real", 0.0), "bytes_moved": ("real", 0.0), "nbytes": ("real", 0.0),
+}
+
+
+def _check_row(d: dict[str, Any], cls: type) -> None:
+    """Refuse a value that would poison every later estimate (-5 s, inf, a string...)."""
+    optional = {f.name for f in fields(cls) if f.default is None}
+    label = f"{cls.__name__} {short(d.get('task', d.get('src_task')))}"
+    for name, value in d.items():
+        if value is None and name in optional:
+            continue
+        rule = _FIELD_RULES.get(name)
+        if rule is None:
+            if not isinstance(value, str):
+                raise InputError(f"{label}: {name} must be text, got {type(value).__name__} "
+                                 f"{short(value)}")
+            continue
+        kind, minimum = rule
+        check_number(value, f"{label}: {name}", integer=kind == "int", minimum=minimum,
+                     fix="history values must be real measurements")
 
 
 def _retry_locked(fn: Any, timeout: float) -> Any:
@@ -482,6 +526,10 @@ def _check_existing(path: Path) -> None:
     if path.is_dir():
         raise HistoryError(f"History path {str(path)!r} is a directory; pass a file path instead.")
     if not path.exists() or path.stat().st_size == 0:
+        folder = path.parent if str(path.parent) else Path(".")
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise HistoryError(f"cannot create a history at {str(path)!r}: the folder is not "
+                               "writable; pass History(path=...) a writable place")
         return
     with open(path, "rb") as f:
         head = f.read(len(_SQLITE_MAGIC))
@@ -490,11 +538,15 @@ def _check_existing(path: Path) -> None:
             f"{str(path)!r} is not an SQLite database (corrupt or another kind of file); "
             "it was left untouched. Move it away or pass History(path=...) another file."
         )
-    # Open read-only so that even inspecting it cannot change a byte.
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+    # Open read-only so that even inspecting it cannot change a byte; the path is quoted into
+    # the URI ('#', '?', '%' in a file name would otherwise cut it or be decoded).
+    uri = path.resolve().as_uri() + ("?mode=ro" if writable else "?mode=ro&immutable=1")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        conn = sqlite3.connect(uri, uri=True, timeout=5)
         try:
             _check_schema(conn, str(path))
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
         finally:
             conn.close()
     except sqlite3.DatabaseError as e:
@@ -502,6 +554,16 @@ def _check_existing(path: Path) -> None:
             f"{str(path)!r} is a damaged SQLite database ({e}); it was left untouched. "
             "Move it away or pass History(path=...) another file."
         ) from e
+    if problems != ["ok"]:
+        raise HistoryError(
+            f"{str(path)!r} is a damaged SQLite database ({short('; '.join(problems), 200)}); "
+            "it was left untouched and nothing will be written to it. Move it away, or "
+            "recover it with the sqlite3 shell's .recover, or pass History(path=...) another file.")
+    if not writable:
+        raise HistoryError(
+            f"{str(path)!r} is an intact openautoglm history but read-only (the file or its "
+            "folder is not writable, and History records runs); it was left untouched. Fix the "
+            "permissions or copy it to a writable place.")
 
 
 def _check_schema(conn: sqlite3.Connection, path: str) -> None:

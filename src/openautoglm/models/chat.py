@@ -3,14 +3,14 @@ HTTP, timeout and reply errors.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
-import socket
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
+from openautoglm import _http
+from openautoglm._validate import InputError, check_number, short
 from openautoglm.models.registry import ENV_API_BASE, ENV_API_KEY, ModelError
 
 __all__ = ["ChatCompletionsModel"]
@@ -47,25 +47,36 @@ class ChatCompletionsModel:
     backoff (``backoff * 2**attempt`` seconds, or the server's ``Retry-After`` when shorter than
     30 s); other 4xx answers and malformed replies fail at once.
 
+    Each attempt has one deadline for the whole exchange (``timeout``: connect, send, headers
+    and body; a server trickling bytes cannot stretch it), a reply larger than
+    ``max_response_bytes`` is refused, and redirects are followed only within the same origin
+    and only when they keep the POST (307/308): the key is never sent to another origin.
+
     Args:
         model: the backend's model id (e.g. ``"glm-4"``, ``"gpt-4o"``).
         base_url: e.g. ``"https://api.example.com/v1"``; default ``$OPENAUTOGLM_API_BASE``.
         api_key: bearer token; default ``$OPENAUTOGLM_API_KEY`` (may be absent for local servers).
-        timeout: seconds per attempt.
+        timeout: seconds per attempt, for the whole exchange.
         max_retries: retries after the first attempt.
         backoff: first retry delay in seconds.
         cost: cost hint per call in seconds (routing).
         system: optional system message.
         name: display/registry name.
+        max_response_bytes: largest reply body read (default 8 MiB).
     """
 
     def __init__(self, model: str, base_url: str | None = None, api_key: str | None = None,
                  timeout: float = 30.0, max_retries: int = 3, backoff: float = 0.5,
-                 cost: float = 1.0, system: str | None = None, name: str | None = None) -> None:
-        if not model:
-            raise ValueError("ChatCompletionsModel needs a model id, e.g. ChatCompletionsModel('glm-4')")
-        if timeout <= 0 or max_retries < 0 or backoff < 0:
-            raise ValueError("timeout must be > 0, max_retries and backoff >= 0")
+                 cost: float = 1.0, system: str | None = None, name: str | None = None,
+                 max_response_bytes: int = 8 * 2**20) -> None:
+        if not model or not isinstance(model, str):
+            raise InputError("ChatCompletionsModel needs a model id, e.g. ChatCompletionsModel('glm-4')")
+        check_number(timeout, "ChatCompletionsModel timeout", minimum=1e-3)
+        check_number(max_retries, "ChatCompletionsModel max_retries", integer=True, maximum=100)
+        check_number(backoff, "ChatCompletionsModel backoff", maximum=3600)
+        check_number(max_response_bytes, "ChatCompletionsModel max_response_bytes", integer=True,
+                     minimum=1)
+        self.max_response_bytes = int(max_response_bytes)
         self.model = model
         self.base_url = (base_url or os.environ.get(ENV_API_BASE) or "").rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
@@ -118,27 +129,34 @@ class ChatCompletionsModel:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
         self.attempts += 1
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.read()
-        except urllib.error.HTTPError as err:
-            detail = err.read()[:300].decode("utf-8", "replace")
+            reply = _http.post(url, body, headers, timeout=self.timeout,
+                               max_bytes=self.max_response_bytes)
+        except _http.DeadlineError as err:
+            raise ModelTimeoutError(f"{self.name}: no complete answer from {url} within "
+                                    f"{self.timeout:g} s after {self.attempts} attempt(s); "
+                                    "raise timeout=") from err
+        except _http.RedirectError as err:
+            raise ModelHTTPError(f"{self.name}: {err} (to {short(err.location)}); set base_url "
+                                 "to the server that answers", err.status) from None
+        except _http.TooLargeError as err:
+            raise ModelReplyError(f"{self.name}: {err} from {url}; raise max_response_bytes= "
+                                  "if the server is trusted") from None
+        except (OSError, ValueError, http.client.HTTPException) as err:
+            raise ModelError(f"{self.name}: cannot reach {url}: {short(str(err), 200)}; "
+                             f"check {ENV_API_BASE}") from err
+        if reply.status >= 400:
+            detail = reply.body[:300].decode("utf-8", "replace")
+            code = reply.status
             hint = {401: f"check the API key ({ENV_API_KEY})", 403: "the key lacks access to this model",
                     404: f"check the base URL ({ENV_API_BASE}) and the model id {self.model!r}",
-                    429: "rate limited"}.get(err.code, "server error" if err.code >= 500 else "bad request")
-            error = ModelHTTPError(f"{self.name}: HTTP {err.code} from {url} ({hint}): {detail}", err.code)
-            retry_after = err.headers.get("Retry-After") if err.headers else None
+                    429: "rate limited"}.get(code, "server error" if code >= 500 else "bad request")
+            error = ModelHTTPError(f"{self.name}: HTTP {code} from {url} ({hint}): {detail}", code)
+            retry_after = reply.headers.get("retry-after")
             error.retry_after = float(retry_after) if retry_after and retry_after.isdigit() else None  # type: ignore[attr-defined]
-            raise error from None
-        except (TimeoutError, socket.timeout) as err:
-            raise ModelTimeoutError(f"{self.name}: no answer from {url} within {self.timeout:g} s "
-                                    f"after {self.attempts} attempt(s); raise timeout=") from err
-        except urllib.error.URLError as err:
-            if isinstance(err.reason, (TimeoutError, socket.timeout)):
-                raise ModelTimeoutError(f"{self.name}: no answer from {url} within {self.timeout:g} s") from err
-            raise ModelError(f"{self.name}: cannot reach {url}: {err.reason}; check {ENV_API_BASE}") from err
+            raise error
+        return reply.body
 
     def _parse(self, raw: bytes) -> str:
         try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import math
 import string
+from collections.abc import Mapping
 from typing import Any
+
+from openautoglm._validate import InputError, short
 
 __all__ = ["PipelineError", "check_task_args"]
 
 
-class PipelineError(ValueError):
+class PipelineError(InputError):
     """A pipeline or task definition that cannot run; the message names the culprit and the fix."""
 
 
@@ -39,11 +42,11 @@ def check_task_args(name: Any, func: Any, input_key: Any, input_keys: Any, outpu
         PipelineError: naming the task, the argument and the fix.
     """
     if not isinstance(name, str) or not name:
-        raise PipelineError(f"a task's name must be a non-empty string, got {name!r}")
+        raise PipelineError(f"a task's name must be a non-empty string, got {short(name)}")
     where = f"task {name!r}"
     if func is not None and not callable(func):
         raise PipelineError(
-            f"{where}: func must be callable, got {type(func).__name__} {func!r}; "
+            f"{where}: func must be callable, got {type(func).__name__} {short(func)}; "
             "pass the function itself (func=my_function), not its result")
     if func is not None and (model is not None or prompt_template is not None):
         raise PipelineError(f"{where}: give either func or model + prompt_template, not both")
@@ -58,7 +61,7 @@ def check_task_args(name: Any, func: Any, input_key: Any, input_keys: Any, outpu
         if not isinstance(prompt_template, str):
             raise PipelineError(f"{where}: prompt_template must be a string")
         if not isinstance(model, str) or not model:
-            raise PipelineError(f"{where}: model must be a model name string, got {model!r}")
+            raise PipelineError(f"{where}: model must be a model name string, got {short(model)}")
         unknown = [f for f in _template_fields(prompt_template, where) if f not in inputs]
         if unknown:
             raise PipelineError(
@@ -73,16 +76,16 @@ def _check_keys(where: str, input_key: Any, input_keys: Any, output_key: Any
         raise PipelineError(f"{where}: give input_key or input_keys, not both")
     if isinstance(input_keys, str):
         raise PipelineError(
-            f"{where}: input_keys must be a list of keys, got the string {input_keys!r}; "
-            f"use input_key={input_keys!r} or input_keys=[{input_keys!r}]")
+            f"{where}: input_keys must be a list of keys, got the string {short(input_keys)}; "
+            f"use input_key={short(input_keys)} or input_keys=[{short(input_keys)}]")
     inputs = (input_key,) if input_key is not None else tuple(input_keys or ())
     for key in inputs:
         if not isinstance(key, str) or not key:
-            raise PipelineError(f"{where}: keys must be non-empty strings, got {key!r}")
+            raise PipelineError(f"{where}: keys must be non-empty strings, got {short(key)}")
     if len(set(inputs)) != len(inputs):
         raise PipelineError(f"{where} reads a key twice in input_keys={list(inputs)}")
     if not isinstance(output_key, str) or not output_key:
-        raise PipelineError(f"{where}: output_key must be a non-empty string, got {output_key!r}")
+        raise PipelineError(f"{where}: output_key must be a non-empty string, got {short(output_key)}")
     if output_key in inputs:
         raise PipelineError(f"{where} reads and writes the same key {output_key!r}")
     return inputs, output_key
@@ -95,18 +98,23 @@ def _is_number(value: Any) -> bool:
 def _check_hints(where: str, cost: Any, parallel: Any, retries: Any, output_size: Any,
                  resources: Any) -> dict[str, float]:
     for label, value in (("cost", cost), ("output_size", output_size)):
-        if not _is_number(value) or not math.isfinite(value) or value < 0:
+        if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= 1e15:
             raise PipelineError(
-                f"{where}: {label} must be a finite number >= 0 (seconds), got {value!r}")
+                f"{where}: {label} must be a finite number >= 0 (seconds, at most 1e15), "
+                f"got {short(value)}")
     if not _is_number(parallel) or not 0.0 <= parallel <= 1.0:
         raise PipelineError(
-            f"{where}: parallel is a fraction in [0, 1] (0 = serial), got {parallel!r}")
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise PipelineError(f"{where}: retries must be an int >= 0, got {retries!r}")
+            f"{where}: parallel is a fraction in [0, 1] (0 = serial), got {short(parallel)}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= 10_000:
+        raise PipelineError(f"{where}: retries must be an int in [0, 10000], got {short(retries)}")
+    if resources is not None and not isinstance(resources, Mapping):
+        raise PipelineError(f"{where}: resources must be a mapping of names to amounts, e.g. "
+                            f"{{'GPU': 1}}; got {type(resources).__name__} {short(resources)}")
     resources = dict(resources or {})
     for res, amount in resources.items():
-        if not isinstance(res, str) or not _is_number(amount) or amount < 0:
+        if (not isinstance(res, str) or not res or not _is_number(amount)
+                or not math.isfinite(amount) or amount < 0):
             raise PipelineError(
-                f"{where}: resources maps names to amounts >= 0, e.g. {{'GPU': 1}}; "
-                f"got {res!r}: {amount!r}")
+                f"{where}: resources maps names to finite amounts >= 0, e.g. {{'GPU': 1}}; "
+                f"got {short(res)}: {short(amount)}")
     return resources

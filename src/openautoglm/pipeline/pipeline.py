@@ -377,8 +377,13 @@ class Pipeline:
                     raise TaskFailedError(task.name, attempt, exc, dict(values)) from exc
 
     @classmethod
-    def from_yaml(cls, source: str | Path) -> Pipeline:
+    def from_yaml(cls, source: str | Path, allowed_modules: Iterable[str] | None = None
+                  ) -> Pipeline:
         """Load a pipeline from a YAML file or string (validated; funcs named by import path).
+
+        A pipeline file is code: its ``func`` entries are imported and run. They resolve only
+        from ``openautoglm``, the YAML file's own folder or package, and ``allowed_modules``
+        (or ``$OPENAUTOGLM_ALLOWED_MODULES``); anything else is refused before it is imported.
 
         The document looks like::
 
@@ -392,14 +397,17 @@ class Pipeline:
 
         Args:
             source: A path to a ``.yaml``/``.yml`` file, or the YAML text itself.
+            allowed_modules: More modules (with their submodules) the funcs may come from,
+                e.g. ``["mypkg"]``; ``["*"]`` allows any (only for files you wrote).
 
         Raises:
-            PipelineError: On bad YAML, an unknown or invalid field (named, with its task), or
-                a func that cannot be imported.
+            PipelineError: On bad YAML (aliases, duplicate keys, deep nesting, a binary file),
+                an unknown or invalid field (named, with its task; types are strict: ``'5'`` is
+                not a cost), or a func that is not allowed or cannot be imported.
         """
         from openautoglm.pipeline.yaml import load_pipeline
 
-        return load_pipeline(source)
+        return load_pipeline(source, allowed_modules)
 
     def to_yaml(self) -> str:
         """Dump the pipeline as YAML that :meth:`from_yaml` loads back.

@@ -6,6 +6,7 @@ Unknown fields are refused by name (``extra="forbid"``); YAML is read with ``yam
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from openautoglm.pipeline.checks import PipelineError
+from openautoglm._imports import AllowedModules, resolve
+from openautoglm._validate import InputError, load_yaml, read_text, short
 
 if TYPE_CHECKING:
     from openautoglm.pipeline.pipeline import Pipeline, Task
@@ -23,7 +26,8 @@ __all__ = ["PipelineSpec", "TaskSpec", "dump_pipeline", "import_func", "load_pip
 class TaskSpec(BaseModel):
     """One task of a YAML pipeline; fields as in :class:`~openautoglm.pipeline.Task`."""
 
-    model_config = ConfigDict(extra="forbid", strict=False)
+    # Strict: YAML ``cost: '5'`` or ``retries: true`` is refused, never coerced.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1)
     func: str | None = None
@@ -43,7 +47,7 @@ class TaskSpec(BaseModel):
 class PipelineSpec(BaseModel):
     """A YAML pipeline: its name and its tasks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(min_length=1)
     tasks: list[TaskSpec] = Field(min_length=1)
@@ -91,37 +95,52 @@ def _format_errors(exc: ValidationError, doc: Any) -> str:
         where = "pipeline"
         if len(loc) >= 2 and loc[0] == "tasks" and isinstance(loc[1], int):
             try:
-                where = f"task {doc['tasks'][loc[1]]['name']!r} (tasks[{loc[1]}])"
+                where = f"task {short(doc['tasks'][loc[1]]['name'])} (tasks[{loc[1]}])"
             except (KeyError, TypeError, IndexError):
                 where = f"tasks[{loc[1]}]"
             loc = loc[2:]
         field = ".".join(str(p) for p in loc) or "(the whole entry)"
         if err["type"] == "extra_forbidden":
             allowed = sorted((TaskSpec if where != "pipeline" else PipelineSpec).model_fields)
-            lines.append(f"{where}: unknown field {field!r}; allowed fields: {allowed}")
+            lines.append(f"{where}: unknown field {short(field)}; allowed fields: {allowed}")
         else:
-            lines.append(f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})")
+            lines.append(f"{where}: field {short(field)}: {err['msg']} (got {short(err.get('input'))})")
     return "invalid pipeline YAML:\n  " + "\n  ".join(lines)
 
 
-def _read(source: str | Path) -> tuple[str, str]:
-    if isinstance(source, Path) or ("\n" not in source and source.endswith((".yaml", ".yml"))):
+#: Largest pipeline YAML file read (bytes).
+MAX_YAML_BYTES = 4 * 2**20
+
+
+def _read(source: str | Path) -> tuple[str, str, Path | None]:
+    if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
+                                    and source.endswith((".yaml", ".yml"))):
         path = Path(source)
-        if not path.is_file():
-            raise PipelineError(f"pipeline file {str(path)!r} not found")
-        return path.read_text(encoding="utf-8"), str(path)
-    return source, "<string>"
+        if not path.exists():
+            raise PipelineError(f"pipeline file {short(str(path))} not found")
+        try:
+            return read_text(path, "pipeline file", limit=MAX_YAML_BYTES), str(path), path
+        except InputError as exc:
+            raise PipelineError(str(exc)) from None
+    if not isinstance(source, str):
+        raise PipelineError(f"Pipeline.from_yaml takes a path or YAML text, got "
+                            f"{type(source).__name__} {short(source)}")
+    if len(source) > MAX_YAML_BYTES:
+        raise PipelineError(f"pipeline YAML text is {len(source)} characters, over the "
+                            f"{MAX_YAML_BYTES} limit")
+    return source, "<string>", None
 
 
-def load_pipeline(source: str | Path) -> Pipeline:
+def load_pipeline(source: str | Path, allowed_modules: Iterable[str] | None = None) -> Pipeline:
     """Load and validate a pipeline from a YAML path or YAML text (see ``Pipeline.from_yaml``)."""
     from openautoglm.pipeline.pipeline import Pipeline, Task
 
-    text, origin = _read(source)
+    text, origin, path = _read(source)
+    allowed = AllowedModules.for_source(allowed_modules, path)
     try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PipelineError(f"{origin}: not valid YAML: {exc}") from exc
+        doc = load_yaml(text, origin)
+    except InputError as exc:
+        raise PipelineError(str(exc)) from None
     if not isinstance(doc, dict):
         raise PipelineError(f"{origin}: a pipeline YAML is a mapping with 'name' and 'tasks', "
                             f"got {type(doc).__name__}")
@@ -133,7 +152,10 @@ def load_pipeline(source: str | Path) -> Pipeline:
     for t in spec.tasks:
         fields = t.model_dump(exclude_unset=True)
         if t.func is not None:
-            fields["func"] = import_func(t.func, t.name)
+            try:
+                fields["func"] = resolve(t.func, t.name, allowed)
+            except InputError as exc:
+                raise PipelineError(f"{origin}: {exc}") from None
         pipeline.add_task(Task(**fields))
     pipeline._dependency_graph()  # refuse cycles at load time, before anything runs
     return pipeline

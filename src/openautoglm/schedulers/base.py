@@ -10,6 +10,7 @@ import importlib
 import inspect
 from typing import Any, ClassVar
 
+from openautoglm._validate import InputError, check_kwargs, short
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 from openautoglm.simulate.schedule import Schedule
@@ -71,8 +72,9 @@ def get_scheduler(name: str, **kwargs: Any) -> Scheduler:
     try:
         cls = _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown scheduling policy {name!r}; choose one of "
+        raise InputError(f"unknown scheduling policy {short(name)}; choose one of "
                          f"{available_policies()}") from None
+    check_kwargs(cls, kwargs, f"policy {name!r}")
     return cls(**kwargs)
 
 
@@ -99,10 +101,10 @@ def schedule(graph: TaskGraph, cluster: Cluster, policy: str = "heft", seed: int
         2.5
     """
     if not isinstance(graph, TaskGraph):
-        raise TypeError(f"graph must be a TaskGraph, got {type(graph).__name__}; use "
+        raise InputError(f"graph must be a TaskGraph, got {type(graph).__name__}; use "
                         "TaskGraph.from_networkx(G) or pipeline.compile()")
     if not isinstance(cluster, Cluster):
-        raise TypeError(f"cluster must be a Cluster, got {type(cluster).__name__}; use "
+        raise InputError(f"cluster must be a Cluster, got {type(cluster).__name__}; use "
                         "Cluster.homogeneous(n) or Cluster(speeds=[...])")
     if seed is not None and _accepts_seed(policy):
         kwargs["seed"] = seed

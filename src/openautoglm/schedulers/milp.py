@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from openautoglm.schedulers.base import Scheduler, schedule
-from openautoglm.simulate.schedule import Schedule
+from openautoglm.simulate.schedule import Schedule, lower_bound
 
 if TYPE_CHECKING:
     from openautoglm.core.cluster import Cluster
@@ -184,8 +184,10 @@ def solve_makespan_milp(p: np.ndarray, edges: list[tuple[int, int, float]],
         raise ValueError("tasks must be in topological order: every edge (u, v) needs u < v")
     serial = float(p.sum(axis=0).min())
     ub = serial if upper_bound is None else min(serial, float(upper_bound))
-    # Solve in units of the upper bound: big-M near 1 keeps HiGHS's tolerances meaningful.
-    scale = ub if ub > 1e-9 else 1.0
+    # Solve in units of the upper bound: big-M near 1 keeps HiGHS's tolerances meaningful,
+    # at every magnitude (a plan of 1e-9 s total in seconds sat inside the tolerances and was
+    # declared infeasible).
+    scale = ub if ub > 0 else 1.0
     p = p / scale
     edges = [(u, v, c / scale) for u, v, c in edges]
     ub = ub / scale * (1 + 1e-6) + 1e-9  # a known schedule must stay feasible despite rounding
@@ -265,8 +267,10 @@ def solve_makespan_milp(p: np.ndarray, edges: list[tuple[int, int, float]],
     options = {"time_limit": float(time_limit), "mip_rel_gap": mip_rel_gap}
     res = milp(objective, integrality=integrality, bounds=Bounds(lower, upper),
                constraints=constraints, options=options)
-    if res.x is None and res.status == 4:
-        # HiGHS occasionally rejects its own optimum over a 1e-6 infeasibility after presolve.
+    if res.x is None and res.status in (2, 4):
+        # HiGHS occasionally rejects its own optimum over a 1e-6 infeasibility after presolve
+        # (status 4), or calls a feasible model infeasible (status 2: a known schedule, the
+        # upper bound's, is feasible by construction) when task lengths differ by 1e3 or more.
         res = milp(objective, integrality=integrality, bounds=Bounds(lower, upper),
                    constraints=constraints, options={**options, "presolve": False})
     if res.x is None:
@@ -348,6 +352,23 @@ class MILPScheduler(Scheduler):
         edges = [(int(u), int(v), float(sz) / cluster.bandwidth)
                  for u, v, sz in zip(graph.edge_src, graph.edge_dst, graph.edge_size)]
         heft = schedule(graph, cluster, policy="heft")
+        if n == 0:
+            self.last_result = MILPResult(np.zeros(0, dtype=np.int64), np.zeros(0), 0.0, 0.0,
+                                          True, "empty graph")
+            return heft
+        # HEFT's plan replayed one task after another on each worker (exact arithmetic: the
+        # timelines' 1e-9 s rounding floor let HEFT slip a 1e-12 s task beside another on one
+        # core). When it meets the lower bound it is optimal, no solver needed (the solver's
+        # tolerances cannot tell 1e-12 s from 0, and once called such a model infeasible).
+        pl = [heft.placements[k] for k in graph.tasks]
+        h_worker = np.array([w for w, _, _ in pl], dtype=np.int64)
+        h_mid = np.array([(st + fi) / 2 for _, st, fi in pl], dtype=float)
+        h_start, h_finish = replay(p, edges, h_worker, h_mid)
+        bound = lower_bound(graph, cluster)
+        if float(h_finish.max()) <= bound:
+            self.last_result = MILPResult(h_worker, h_start, float(h_finish.max()), bound, True,
+                                          "HEFT, replayed, meets the lower bound")
+            return self._build(graph, cluster, h_worker, h_start)
         try:
             result = solve_makespan_milp(p, edges, upper_bound=heft.makespan,
                                          time_limit=self.time_limit)
@@ -371,8 +392,13 @@ class MILPScheduler(Scheduler):
         # and they stay ordered under the solver's small rounding errors.
         mid = result.start + p[np.arange(n), result.worker] / 2
         start, _ = replay(p, edges, result.worker, mid)
+        return self._build(graph, cluster, result.worker, start)
+
+    @staticmethod
+    def _build(graph: TaskGraph, cluster: Cluster, worker: np.ndarray, start: np.ndarray
+               ) -> Schedule:
         s = Schedule(graph, cluster)
-        for i in sorted(range(n), key=lambda i: (start[i], i)):
-            s.add(graph.tasks[i], int(result.worker[i]), float(start[i]))
+        for i in sorted(range(len(graph)), key=lambda i: (start[i], i)):
+            s.add(graph.tasks[i], int(worker[i]), float(start[i]))
         return s
 

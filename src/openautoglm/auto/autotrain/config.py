@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -25,6 +24,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+
+from openautoglm._validate import InputError, load_yaml, read_text, short
 
 __all__ = ["AutoTrainConfig", "AutoTrainConfigError", "Range", "load_config", "METRICS", "POLICIES"]
 
@@ -264,8 +265,10 @@ def _format(err: ValidationError, source: str) -> str:
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"])
         got = e.get("input")
-        shown = "" if isinstance(got, (dict, list)) or got is None or "got" in e["msg"] else f" (got {got!r})"
-        lines.append(f"  {where or '<top level>'}: {e['msg'].removeprefix('Value error, ')}{shown}")
+        shown = "" if isinstance(got, (dict, list)) or got is None or "got" in e["msg"] else f" (got {short(got)})"
+        msg = e["msg"].removeprefix("Value error, ")
+        lines.append(f"  {short(where, 120) if len(where) > 120 else where or '<top level>'}: "
+                     f"{msg if len(msg) <= 300 else msg[:300] + '...'}{shown}")
     return "\n".join(lines)
 
 
@@ -296,10 +299,11 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any] | AutoTrainConfi
             raise AutoTrainConfigError(f"{path}: a configuration is a .yaml/.yml file")
         if not path.is_file():
             raise AutoTrainConfigError(f"configuration file {path} not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise AutoTrainConfigError(f"{path} is not valid YAML: {err}") from None
+        try:  # no aliases (billion laughs), no duplicate keys, bounded nesting
+            data = load_yaml(read_text(path, "configuration file", limit=4 * 2**20),
+                             str(path)) or {}
+        except InputError as err:
+            raise AutoTrainConfigError(str(err)) from None
         base, label = path.resolve().parent, str(path)
     else:
         data = dict(source)

@@ -100,8 +100,12 @@ def _map_clusters(graph: TaskGraph, cluster: Cluster, roots: np.ndarray, k: int)
     cluster_work = np.bincount(roots, weights=exec_time[:, workers].mean(axis=1) if n else None,
                                minlength=n)
     load = np.zeros(k)
-    speed = exec_time[:, workers].sum(axis=0) if n else np.ones(k)
-    speed = (speed.min() / np.where(speed > 0, speed, 1.0)).tolist()
+    # Relative speed of each chosen worker (1 = the slowest); a worker whose total work is 0
+    # (all costs 0) counts as the slowest, not as a division by zero.
+    total = exec_time[:, workers].sum(axis=0) if n else np.ones(k)
+    positive = total[total > 0]
+    slowest = positive.min() if positive.size else 1.0
+    speed = np.where(total > 0, slowest / np.where(total > 0, total, 1.0), 1.0).tolist()
     target = np.full(n, -1, dtype=np.int64)
     # Singletons stay free unless the graph must fit on fewer workers.
     min_size = 2 if k == cluster.n_workers else 1

@@ -255,6 +255,10 @@ class GNNScheduler(Scheduler):
         Returns:
             A :class:`GNNPlan` with every candidate's makespan and the winning schedule.
         """
+        if len(graph) == 0:  # nothing to predict: the empty schedule
+            empty = np.zeros(0)
+            return GNNPlan(empty, empty, {"empty": 0.0}, "empty",
+                           list_schedule(graph, cluster, empty))
         priority, share, prob, r = self.outputs(graph, cluster)
         if self.candidates in ("auto", "one"):
             return self._plan_guided(graph, cluster, priority, share, prob, r)

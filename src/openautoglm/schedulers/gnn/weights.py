@@ -7,6 +7,8 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from openautoglm._validate import InputError, short
+from openautoglm._weights import check_shapes, torch_load
 from openautoglm.schedulers.gnn.decode import EDGE_FEATURE_NAMES
 from openautoglm.schedulers.gnn.features import FEATURE_NAMES
 
@@ -76,8 +78,6 @@ def _load_cached(path: str) -> SchedulerGCN:
 
 
 def _load(p: Path) -> SchedulerGCN:
-    import torch
-
     from openautoglm.schedulers.gnn.model import SchedulerGCN
 
     if not p.is_file():
@@ -85,22 +85,30 @@ def _load(p: Path) -> SchedulerGCN:
             f"no scheduler weights at {p}; train some with `openautoglm train-scheduler --out {p}` "
             f"or pass weights=None to use the shipped ones"
         )
-    blob = torch.load(p, map_location="cpu", weights_only=True)
+    fix = "train weights with `openautoglm train-scheduler` or pass weights=None"
+    blob = torch_load(p, "a scheduler weights file", fix)
+    if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict):
+        raise InputError(f"{str(p)!r} is not a scheduler weights file (no state_dict); {fix}")
     names = tuple(blob.get("feature_names", ()))
     if names != FEATURE_NAMES:
-        raise ValueError(
-            f"{p} was trained on features {names} but this version computes {FEATURE_NAMES}; "
-            f"retrain with `openautoglm train-scheduler`"
+        raise InputError(
+            f"{p} was trained on features {short(names)} but this version computes "
+            f"{FEATURE_NAMES}; retrain with `openautoglm train-scheduler`"
         )
     edge_names = tuple(blob.get("edge_feature_names", ()))
     if edge_names and edge_names != EDGE_FEATURE_NAMES:
-        raise ValueError(
-            f"{p} was trained on edge features {edge_names} but this version computes "
+        raise InputError(
+            f"{p} was trained on edge features {short(edge_names)} but this version computes "
             f"{EDGE_FEATURE_NAMES}; retrain with `openautoglm train-scheduler`"
         )
-    model = SchedulerGCN(len(FEATURE_NAMES), int(blob["hidden_channels"]),
-                         blob.get("base_feature"), float(blob.get("min_share", 0.05)),
-                         edge_channels=len(edge_names))
+    hidden = blob.get("hidden_channels")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= 4096:
+        raise InputError(f"{p}: hidden_channels must be an int in [1, 4096], got {short(hidden)}; {fix}")
+    args = (len(FEATURE_NAMES), hidden, blob.get("base_feature"), float(blob.get("min_share", 0.05)))
+    # Shapes checked on the meta device before any parameter is allocated.
+    check_shapes(lambda: SchedulerGCN(*args, edge_channels=len(edge_names)),
+                 {k: tuple(getattr(v, "shape", ())) for k, v in blob["state_dict"].items()}, str(p))
+    model = SchedulerGCN(*args, edge_channels=len(edge_names))
     model.load_state_dict(blob["state_dict"])
     return model.eval()
 
