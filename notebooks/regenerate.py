@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 stale.append(path.name)
         else:
             nbformat.write(fresh, path)
-            print(f"wrote {path.relative_to(ROOT)}")
+            print(f"wrote {path}")
     if stale:
         print(f"stale outputs in {', '.join(stale)}: run python notebooks/regenerate.py", file=sys.stderr)
     return 1 if stale else 0
