@@ -134,6 +134,7 @@ def check_comment(printed: str, comment: str) -> str | None:
     >>> check_comment("0.9", ">= 1")
     'printed 0.9, the comment says >= 1'
     >>> check_comment("7", "one row per task")
+    >>> check_comment("glm-4", "'glm-4'")
     """
     comment = comment.strip()
     printed = printed.rstrip("\n")
@@ -151,6 +152,9 @@ def check_comment(printed: str, comment: str) -> str | None:
         return None
     shown = _round_like(printed, comment)
     if comment == shown or any(comment.startswith(shown + sep) for sep in EXPLANATION):
+        return None
+    quoted = repr(printed)  # print("glm-4") against "# 'glm-4'": the comment quotes a string
+    if comment == quoted or any(comment.startswith(quoted + sep) for sep in EXPLANATION):
         return None
     return f"printed {printed!r}, the comment says {comment!r}"
 
