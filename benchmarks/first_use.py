@@ -12,7 +12,8 @@ would meet it), with an empty model cache where first use is measured:
   seed 0) for 275 and 1,500 steps, on one torch thread: validation loss before and after, wall
   time, and a greedy sample.
 
-Regenerate: ``PYTHONPATH=src nice .venv/bin/python benchmarks/first_use.py``
+Regenerate: ``PYTHONPATH=src nice .venv/bin/python benchmarks/first_use.py`` (``--stage user``
+or ``--stage recipes`` for one part).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "first_use.md"
+DATA = OUT.with_suffix(".json")
 COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/first_use.py"
 PROMPT = "The assert statement"
 
@@ -121,7 +123,7 @@ def warm(cache: Path, calls: int, rounds: int) -> dict[str, list[float]]:
 
 def recipe(steps: int) -> dict[str, object]:
     res = subprocess.run([sys.executable, "-c", RECIPE, str(steps)], cwd=ROOT, check=True,
-                         capture_output=True, text=True, timeout=1200, env=_env())
+                         capture_output=True, text=True, timeout=3600, env=_env())
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -130,61 +132,93 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="runs of import and demo (median)")
     ap.add_argument("--calls", type=int, default=10, help="warm AutoTask calls per round")
     ap.add_argument("--rounds", type=int, default=2, help="alternated rounds of warm calls")
+    ap.add_argument("--stage", choices=("user", "recipes", "all"), default="all",
+                    help="user: import, demo, AutoTask first use and warm calls; recipes: the "
+                         "README's GLM recipe at 275 and 1,500 steps (each stage keeps the other's "
+                         "last numbers in first_use.json)")
     args = ap.parse_args()
-    load_before = os.getloadavg()[0]
+    data = json.loads(DATA.read_text()) if DATA.exists() else {}
     py = sys.executable
-    imp = wall([py, "-c", "import openautoglm"], _env(), args.reps)
-    demo = wall([py, "-m", "openautoglm", "demo"], _env(), args.reps)
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "cache"
-        first = first_use(cache)
-        warm_times = warm(cache, args.calls, args.rounds)
-    short, long = recipe(275), recipe(1500)
-    load_after = os.getloadavg()[0]
-    write(args, imp, demo, first, warm_times, short, long, load_before, load_after)
+    if args.stage in ("user", "all"):
+        load = os.getloadavg()[0]
+        user: dict[str, object] = {"import": wall([py, "-c", "import openautoglm"], _env(), args.reps),
+                                   "demo": wall([py, "-m", "openautoglm", "demo"], _env(), args.reps)}
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = Path(tmp) / "cache"
+            user["first"] = first_use(cache)
+            user["warm"] = warm(cache, args.calls, args.rounds)
+        user["load"] = [load, os.getloadavg()[0]]
+        data["user"] = user
+        save(data)
+    if args.stage in ("recipes", "all"):
+        for steps in (275, 1500):
+            load = os.getloadavg()[0]
+            r = recipe(steps)
+            r["load"] = [load, os.getloadavg()[0]]
+            data.setdefault("recipes", {})[str(steps)] = r
+            save(data)
+
+
+def save(data: dict) -> None:
+    """Keep the raw numbers (first_use.json) and render the table from all of them; sections
+    another stage wrote meanwhile are kept (the stages may run at the same time)."""
+    merged = json.loads(DATA.read_text()) if DATA.exists() else {}
+    merged.update({k: v for k, v in data.items() if k != "recipes"})
+    merged.setdefault("recipes", {}).update(data.get("recipes", {}))
+    DATA.write_text(json.dumps(merged, indent=1) + "\n")
+    write(merged)
 
 
 def _med(xs: list[float]) -> str:
     return f"{statistics.median(xs):.2f} s (runs {min(xs):.2f}-{max(xs):.2f})"
 
 
-def write(args, imp, demo, first, warm_times, short, long, load_before, load_after) -> None:
+def write(data: dict) -> None:
     import torch
 
-    rows = [
-        ("`python -c 'import openautoglm'`", _med(imp)),
-        ("`python -m openautoglm demo` (import included)", _med(demo)),
-        ("first `AutoTask(model=\"glm-small\").run()`, empty cache: to its first progress line",
-         f"{first['progress_s']:.2f} s"),
-        ("first `AutoTask(model=\"glm-small\").run()`, empty cache: to its result (training included)",
-         f"{first['total_s']:.1f} s"),
-    ]
-    for label, times in warm_times.items():
-        ms = sorted(t * 1e3 for t in times)
-        rows.append((f"warm `AutoTask(model=\"glm-small\").run()`, torch threads {label}",
-                     f"p50 {statistics.median(ms):.0f} ms (p90 {ms[int(0.9 * (len(ms) - 1))]:.0f} ms, {len(ms)} calls)"))
-    for steps, r in ((275, short), (1500, long)):
-        rows.append((f"README GLM recipe, {steps:,} steps, one thread: validation loss, time",
+    rows = []
+    loads = []
+    user = data.get("user")
+    if user:
+        first = user["first"]
+        loads.append(f"user-facing rows {user['load'][0]:.1f} before, {user['load'][1]:.1f} after")
+        rows += [
+            ("`python -c 'import openautoglm'`", _med(user["import"])),
+            ("`python -m openautoglm demo` (import included)", _med(user["demo"])),
+            ("first `AutoTask(model=\"glm-small\").run()`, empty cache: to its first line on stderr",
+             f"{first['progress_s']:.2f} s"),
+            ("first `AutoTask(model=\"glm-small\").run()`, empty cache: to its result (training included)",
+             f"{first['total_s']:.1f} s"),
+        ]
+        for label, times in user["warm"].items():
+            ms = sorted(t * 1e3 for t in times)
+            rows.append((f"warm `AutoTask(model=\"glm-small\").run()`, torch threads {label}",
+                         f"p50 {statistics.median(ms):.0f} ms (p90 {ms[int(0.9 * (len(ms) - 1))]:.0f} ms, "
+                         f"{len(ms)} calls)"))
+    for steps, r in sorted(data.get("recipes", {}).items(), key=lambda kv: int(kv[0])):
+        loads.append(f"{int(steps):,}-step recipe {r['load'][0]:.1f} before, {r['load'][1]:.1f} after")
+        rows.append((f"README GLM recipe, {int(steps):,} steps, one thread: validation loss, time",
                      f"{r['first']:.2f} -> {r['last']:.2f} in {r['seconds']:.0f} s"))
-        rows.append((f"README GLM recipe, {steps:,} steps: greedy continuation of 'The return statement'",
+        rows.append((f"README GLM recipe, {int(steps):,} steps: greedy continuation of 'The return statement'",
                      f"`{r['sample']!r}`"))
     lines = [
         "# What a new user waits for",
         "",
-        f"Regenerate: `{COMMAND}`",
+        f"Regenerate: `{COMMAND}` (`--stage user` or `--stage recipes` reruns one part; the raw "
+        "numbers are in first_use.json beside this table)",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average "
-        f"{load_before:.1f} before, {load_after:.1f} after); Python {platform.python_version()}, "
-        f"torch {torch.__version__}. Each row runs in a fresh interpreter; absolute times are noisy "
-        "on this shared machine, compare rows of one run.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average: "
+        f"{'; '.join(loads)}); Python {platform.python_version()}, torch {torch.__version__}. "
+        "Each row runs in a fresh interpreter; absolute times are noisy on this shared machine, "
+        "compare rows of one run.",
         "",
         "| what | measured |",
         "|---|---|",
         *[f"| {a} | {b} |" for a, b in rows],
         "",
-        f"First-use message: `{first['message']}`",
-        "",
     ]
+    if user and user["first"].get("message"):
+        lines += [f"First-use message: `{user['first']['message']}`", ""]
     OUT.write_text("\n".join(lines))
     print("\n".join(lines))
 
