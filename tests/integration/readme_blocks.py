@@ -123,7 +123,8 @@ def check_comment(printed: str, comment: str) -> str | None:
     """Compare a ``print``'s output with the comment on its line; ``None`` when it holds.
 
     The convention: a comment that begins with a value states what is printed (``# 42``,
-    ``# ['a', 'b']``, ``# 4.58 -> 2.92``), optionally followed by an explanation after ``:``,
+    ``# ['a', 'b']``, ``# 4.58 -> 2.92``; ``...`` stands for any text), optionally followed by
+    an explanation after ``:``,
     `` (``, ``;``, ``,``, `` -`` or two spaces. Numbers are compared at the precision the
     comment writes them. ``# >= 1`` (``<=``, ``>``, ``<``, ``==``, ``!=``) compares the printed
     number. A comment that begins with words (``# one row per task``) is prose, not checked.
@@ -135,6 +136,9 @@ def check_comment(printed: str, comment: str) -> str | None:
     'printed 0.9, the comment says >= 1'
     >>> check_comment("7", "one row per task")
     >>> check_comment("glm-4", "'glm-4'")
+    >>> check_comment("422 workers: Input should be >= 1", "422 workers: ... >= 1")
+    >>> check_comment("422 workers", "400 ...")
+    "printed '422 workers', the comment says '400 ...'"
     """
     comment = comment.strip()
     printed = printed.rstrip("\n")
@@ -156,6 +160,13 @@ def check_comment(printed: str, comment: str) -> str | None:
     quoted = repr(printed)  # print("glm-4") against "# 'glm-4'": the comment quotes a string
     if comment == quoted or any(comment.startswith(quoted + sep) for sep in EXPLANATION):
         return None
+    if "..." in comment:  # "..." stands for any text: "# 422 cluster.workers: ... >= 1"
+        cuts = [comment] + [comment[:i] for sep in EXPLANATION
+                            for i in (m.start() for m in re.finditer(re.escape(sep), comment))]
+        for value in cuts:
+            pattern = ".*".join(re.escape(part) for part in value.split("..."))
+            if re.fullmatch(pattern, printed, flags=re.DOTALL):
+                return None
     return f"printed {printed!r}, the comment says {comment!r}"
 
 

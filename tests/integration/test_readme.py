@@ -8,7 +8,8 @@ The convention, for everyone who edits the README:
 - A ``print(...)`` whose line ends in a comment that begins with a value is checked:
   ``print(x)  # 42``, ``# ['a', 'b']: every key`` (explanation after ``:``, `` (``, ``;``,
   ``,``, `` -`` or two spaces), ``# 4.58 -> 2.92`` (numbers compared at the precision
-  written), ``# >= 1`` (a comparison). A comment that begins with words is prose and is not
+  written), ``# 422 cluster.workers: ... >= 1`` (``...`` stands for any text), ``# >= 1``
+  (a comparison). A comment that begins with words is prose and is not
   checked. See ``check_comment`` in tests/integration/readme_blocks.py.
 - ```bash blocks run command by command (``\\`` continuations joined) with ``openautoglm`` on
   the PATH, as after ``source .venv/bin/activate``.
