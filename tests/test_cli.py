@@ -200,3 +200,40 @@ def test_demo_on_dask(capsys):
     assert "started a local Dask cluster of 2 workers" in text
     assert "ran 9 tasks on Dask" in text
     assert "entities     HEFT, Topcuoglu, Hariri, Wu, Berlin, Paris" in text
+
+
+def _chain_trace(tmp_path: Path, n: int) -> Path:
+    """n tasks in a chain, 1 s each, no files: t0 -> t1 -> ... -> t{n-1}."""
+    ids = [f"t{i}" for i in range(n)]
+    tasks = [{"id": t, "parents": ids[i - 1:i], "children": ids[i + 1:i + 2], "inputFiles": [],
+              "outputFiles": []} for i, t in enumerate(ids)]
+    doc = {"schemaVersion": "1.5", "workflow": {
+        "specification": {"tasks": tasks, "files": []},
+        "execution": {"tasks": [{"id": t, "runtimeInSeconds": 1.0} for t in ids]}}}
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_schedule_skips_optimal_on_a_trace_too_big_for_it_with_a_note(tmp_path, capsys):
+    """``--policy heft,optimal`` on 14 tasks: HEFT's row and a note (it aborted with exit 2)."""
+    assert main(["schedule", str(_chain_trace(tmp_path, 14)), "--policy", "heft,optimal",
+                 "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "14.00" in next(line for line in out.splitlines() if "heft" in line)
+    assert "skipped 'optimal'" in out and "at most 12 tasks" in out and "has 14" in out
+    # Alone, it is still a clear refusal.
+    assert main(["schedule", str(_chain_trace(tmp_path, 14)), "--policy", "optimal"]) == 2
+    assert "max_tasks=12" in capsys.readouterr().err
+
+
+def test_policy_help_names_every_registered_policy(capsys):
+    from openautoglm.schedulers import available_policies
+
+    for command in ("schedule", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for policy in available_policies():
+            assert policy in text, (command, policy)
+    assert "heft_search" in available_policies()

@@ -201,13 +201,17 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     table = Table()
     for col in ("policy", "makespan (s)", "lower bound (s)", "ratio", "planning (ms)"):
         table.add_column(col, justify="left" if col == "policy" else "right")
-    plans = []
+    plans, notes = [], []
     for policy in policies:
+        if policy == "optimal" and len(graph) > _milp_limit() and len(policies) > 1:
+            notes.append(f"skipped 'optimal': the exact MILP solves at most {_milp_limit()} tasks "
+                         f"and this trace has {len(graph)}; the other policies ran")
+            continue
         _warm_up(policy, cluster)
         t0 = time.perf_counter()
         sched = schedule(graph, cluster, policy=policy, seed=args.seed)
         ms = (time.perf_counter() - t0) * 1e3
-        plans.append(sched)
+        plans.append((policy, sched))
         ratio = sched.makespan / bound if bound > 0 else float("nan")
         table.add_row(policy, f"{sched.makespan:.2f}", f"{bound:.2f}", f"{ratio:.3f}", f"{ms:.1f}")
     # Reference: everything in order on the single best worker (no transfers at all).
@@ -215,10 +219,25 @@ def _cmd_schedule(args: argparse.Namespace) -> int:
     table.add_row("(all on one worker)", f"{serial:.2f}", f"{bound:.2f}",
                   f"{serial / bound if bound > 0 else float('nan'):.3f}", "-")
     console.print(table)
+    for note in notes:
+        console.print(f"note: {note}")
     if args.gantt:
-        plans[0].gantt(path=args.gantt)
-        print(f"Gantt chart of {policies[0]!r} written to {args.gantt}")
+        name, first = plans[0]
+        first.gantt(path=args.gantt)
+        print(f"Gantt chart of {name!r} written to {args.gantt}")
     return 0
+
+
+def _milp_limit() -> int:
+    from openautoglm.schedulers.milp import MILPScheduler
+
+    return MILPScheduler().max_tasks
+
+
+def _policy_help() -> str:
+    from openautoglm.schedulers import available_policies
+
+    return ", ".join(available_policies())
 
 
 def _cmd_train(argv: Sequence[str]) -> int:
@@ -240,8 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def planning(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--policy", default="heft", help="scheduler: heft, cpop, critical_path, "
-                       "fifo, random, gnn, optimal (default heft)")
+        p.add_argument("--policy", default="heft", help=f"scheduler: {_policy_help()} (default heft)")
         p.add_argument("--workers", type=int, default=4, help="workers to plan on (default 4)")
         p.add_argument("--dask", action="store_true",
                        help="execute on an embedded Dask cluster instead of locally")
@@ -265,7 +283,9 @@ def _parser() -> argparse.ArgumentParser:
     sch.add_argument("--bandwidth", type=float, default=125e6, metavar="BYTES_PER_S",
                      help="network speed that turns the trace's file bytes into transfer "
                           "seconds (default 125e6, 1 Gbit/s)")
-    sch.add_argument("--policy", default="heft", help="one policy or several, comma-separated")
+    sch.add_argument("--policy", default="heft", help="one policy or several, comma-separated, "
+                     f"of: {_policy_help()} (default heft; 'optimal' is skipped with a note on "
+                     "traces of more tasks than it solves, when other policies are named)")
     sch.add_argument("--ccr", type=float, default=None,
                      help="rescale edge sizes to this communication-to-computation ratio")
     sch.add_argument("--seed", type=int, default=0, help="seed for randomised policies")

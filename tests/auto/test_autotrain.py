@@ -51,11 +51,20 @@ def one_thread():
 
 
 # --- configuration -----------------------------------------------------------------------------
-def test_example_config_loads_and_resolves_paths():
+def test_example_config_loads_and_resolves_paths(tmp_path, monkeypatch):
+    """Outputs (study, trial weights, export) go to the working directory, never beside the
+    configuration: the example config used to write into tests/data/ of the repository."""
+    monkeypatch.chdir(tmp_path)
     cfg = load_config(DATA / "autotrain.yaml")
     assert cfg.metric == "loss" and cfg.direction == "minimize"
-    assert cfg.search.storage == str(DATA / "autotrain-study.sqlite")
-    assert cfg.output_dir == DATA / "autotrain-out"
+    assert cfg.search.storage == str(tmp_path / "autotrain-study.sqlite")
+    assert cfg.output_dir == tmp_path / "autotrain-out"
+    assert cfg.export == tmp_path / "best_model.pt"
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("x" * 2000)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.yaml").write_text("data: {path: ../corpus.txt}\n")
+    assert load_config(tmp_path / "sub" / "c.yaml").data.path == tmp_path / "sub" / ".." / "corpus.txt"
     space = cfg.search_space()
     assert space["n_layers"] == [1, 2] and space["heads"] == 2 and space["lr"].log
 
@@ -312,3 +321,27 @@ def test_wave_size_follows_a_given_engines_threads(tmp_path):
                                           cluster={"policy": "heft"}), engine=engine)
         assert trainer.wave_size() == 12  # 2 x 6 threads; the config's 2 workers are not used
     assert AutoTrainer(config=trainer.config).wave_size() == 4  # no engine: 2 x cluster.n_workers
+
+
+def test_pickle_export_is_refused_before_any_work(tmp_path):
+    """``export: best.pkl`` fails when the trainer is built: no study, no trial, no output."""
+    with pytest.raises(AutoTrainConfigError, match="export: .*pickle"):
+        AutoTrainer(config=tiny(tmp_path, export=str(tmp_path / "best.pkl")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_search_writes_the_configured_export(tmp_path):
+    trainer = AutoTrainer(config=tiny(tmp_path, search={"trials": 2, "parallel": 2},
+                                      export=str(tmp_path / "best.safetensors")))
+    trainer.search()
+    model, tok, config = load_glm(tmp_path / "best.safetensors")
+    assert config.hidden == trainer.best_trial.params["hidden"]
+
+
+def test_all_zero_text_metric_says_why(tmp_path):
+    """rouge-l on 10-20 step character models: every trial scores 0.0. The search says so, with
+    one model output and its reference (it used to finish silently with a flat table)."""
+    trainer = AutoTrainer(config=tiny(tmp_path, metric="rouge-l", search={"trials": 2, "parallel": 2}))
+    with pytest.warns(UserWarning, match=r"scored rouge-l = 0\.0: no word .* wrote '.*' for '.*'"):
+        df = trainer.search()
+    assert (df["rouge-l"] == 0.0).all()

@@ -59,8 +59,8 @@ def test_rouge_takes_best_reference_and_averages_over_examples():
 
 def test_score_all_metrics_and_aliases():
     got = ev.score(SACREBLEU_SYS, per_example(SACREBLEU_REFS_STREAMS), metrics=["BLEU", "rouge-l"])
-    assert set(got) == {"bleu", "rougeL"}
-    assert 0.0 < got["rougeL"] <= 1.0
+    assert set(got) == {"BLEU", "rouge-l"}  # keyed as asked for
+    assert 0.0 < got["rouge-l"] <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -93,3 +93,13 @@ def test_evaluation_task_runs_in_a_pipeline():
     assert out["bleu"] == pytest.approx(48.53, abs=0.005)
     with pytest.raises(ValueError, match="unknown metric"):
         ev.evaluation_task(metrics=["meteor"])
+
+
+def test_score_keys_follow_the_names_asked_for():
+    """``score(metrics=["rouge-l"])`` answered under ``"rougeL"``: ``out["rouge-l"]`` failed."""
+    from openautoglm import score
+
+    out = score(["the cat sat"], ["the cat sat"], metrics=["bleu", "rouge-l", "rouge1"])
+    assert list(out) == ["bleu", "rouge-l", "rouge1"]
+    assert out["rouge-l"] == out["rouge1"] == 1.0
+    assert list(score(["a b"], ["a b"])) == ["bleu", "rouge1", "rouge2", "rougeL"]

@@ -418,3 +418,45 @@ def test_training_in_threads_is_reproducible():
         a, b, c, d = pool.map(run, [7, 8, 7, 8])
     assert torch.equal(a, c) and torch.equal(b, d)
     assert not torch.equal(a, b)
+
+
+def test_text_outside_the_alphabet_warns_with_the_unk_share(trained):
+    """A Chinese prompt (the seed documents' own examples) became all [UNK] without a word."""
+    import warnings
+
+    from openautoglm.glm import UnknownCharactersWarning
+
+    model, tok, _ = trained
+    with pytest.warns(UnknownCharactersWarning, match=r"100% of the prompt's characters .* \[UNK\] \('你', '好'"):
+        generate(model, tok, "你好你好", max_new_tokens=2)
+    with pytest.warns(UnknownCharactersWarning, match=r"50% of the text's characters"):
+        fill_blank(model, tok, "ab你好[MASK]", max_new_tokens=2)
+    assert tok.unknown("ab你好") == (0.5, ["你", "好"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # text the model can read: no warning
+        generate(model, tok, "The return statement", max_new_tokens=2)
+        fill_blank(model, tok, "The [MASK] statement", max_new_tokens=2)
+
+
+def test_torch_threads_knob(monkeypatch):
+    from openautoglm.glm import torch_threads, using_threads
+
+    monkeypatch.delenv("OPENAUTOGLM_TORCH_THREADS", raising=False)
+    assert torch_threads() == 1
+    monkeypatch.setenv("OPENAUTOGLM_TORCH_THREADS", "2")
+    assert torch_threads() == 2 and torch_threads(3) == 3
+    monkeypatch.setenv("OPENAUTOGLM_TORCH_THREADS", "many")
+    with pytest.raises(ValueError, match="OPENAUTOGLM_TORCH_THREADS='many' is not a whole number"):
+        torch_threads()
+    with pytest.raises(ValueError, match="at least 1"):
+        torch_threads(0)
+    torch.set_num_threads(2)
+    try:
+        with using_threads(1):
+            assert torch.get_num_threads() == 1
+            with using_threads(1):
+                pass
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2  # the caller's own setting comes back
+    finally:
+        torch.set_num_threads(1)

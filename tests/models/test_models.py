@@ -325,3 +325,114 @@ def test_builtin_glm_is_trained_once_then_cached(tmp_path, monkeypatch):
     assert isinstance(model.generate("The ", max_new_tokens=4), str)
     with pytest.raises(ValueError, match="glm-small"):
         M.glm_checkpoint("glm-huge")
+
+
+def test_timeout_message_counts_this_calls_attempts_not_the_instances_total(server):
+    """A cached model that already made 6 attempts: the 3rd attempt of this call says "3 of 3"
+    (it said "after 9 attempt(s)": the counter was cumulative over the instance)."""
+    model = client(server, timeout=0.2, max_retries=2)
+    for _ in range(2):
+        server.script = [("sleep", 0.4)] * 3
+        with pytest.raises(M.ModelTimeoutError) as info:
+            model.generate("q")
+    assert model.attempts == 6
+    assert "attempt 3 of 3" in str(info.value) and "9 attempt" not in str(info.value)
+
+
+def test_cached_api_model_reads_a_rotated_key_and_base(server, monkeypatch):
+    """The key (and base URL) come from the environment at each call, not once when cached."""
+    monkeypatch.setenv(M.ENV_API_BASE, server.base_url)
+    monkeypatch.setenv(M.ENV_API_KEY, "sk-old")
+    try:
+        model = M.get_model("api:glm-4-rotate")
+        model.generate("a")
+        monkeypatch.setenv(M.ENV_API_KEY, "sk-new")
+        assert M.get_model("api:glm-4-rotate") is model  # still the cached instance
+        model.generate("b")
+        assert [r["auth"] for r in server.requests] == ["Bearer sk-old", "Bearer sk-new"]
+    finally:
+        M.registry._INSTANCES.pop("api:glm-4-rotate", None)
+
+
+def test_validate_refuses_an_api_model_without_base_url_before_running(monkeypatch):
+    """validate() and run() fail on an ``api:`` model with no base URL before any task runs."""
+    from openautoglm import Pipeline, Task
+
+    monkeypatch.delenv(M.ENV_API_BASE, raising=False)
+    ran = []
+    p = Pipeline("p", [Task("upstream", func=lambda x: ran.append(x) or x, input_key="x", output_key="y"),
+                       Task("ask", model="api:glm-4-nobase", prompt_template="{y}", input_key="y")])
+    with pytest.raises(ValueError, match="OPENAUTOGLM_API_BASE"):
+        p.validate({"x": 1})
+    with pytest.raises(ValueError, match="no base URL"):
+        p.run(x=1)
+    assert ran == []
+
+
+def test_routed_model_says_which_model_answered(server):
+    M.register_model("rt-a", lambda: client(server, max_retries=0), replace=True)
+    M.register_model("rt-router", lambda: M.ModelRouter([("summar*", ["rt-a"])], default=["rt-a"]),
+                     replace=True)
+    try:
+        routed = M.get_model("rt-router", task="summarize_doc")
+        assert routed.generate("x") == "default:x"
+        assert routed.last_used == "rt-a"
+    finally:
+        for name in ("rt-a", "rt-router"):
+            M.unregister_model(name)
+
+
+def _threads_seen(model):
+    seen = []
+    import torch
+
+    # The token embedding runs on every forward, cached decoding included.
+    embedding = next(m for m in model.model.modules() if isinstance(m, torch.nn.Embedding))
+    embedding.register_forward_pre_hook(lambda *_: seen.append(torch.get_num_threads()))
+    return seen
+
+
+def test_local_glm_runs_with_the_documented_thread_count(monkeypatch):
+    """Inference runs with OPENAUTOGLM_TORCH_THREADS threads (default 1), not torch's default
+    of one per core (10x slower for these small models on a busy 2-core machine), and gives the
+    caller's setting back."""
+    import torch
+
+    from openautoglm.glm import CharTokenizer, GLMConfig, GLMModel
+
+    tok = CharTokenizer.from_text("abcdefgh ")
+    model = M.LocalGLM(GLMModel(GLMConfig(vocab_size=tok.vocab_size, n_layers=1, hidden=16, heads=2,
+                                          max_len=32)).eval(), tok, None, name="t")
+    model.config = model.model.config
+    seen = _threads_seen(model)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        monkeypatch.delenv("OPENAUTOGLM_TORCH_THREADS", raising=False)
+        model.generate("abc", max_new_tokens=2)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        monkeypatch.setenv("OPENAUTOGLM_TORCH_THREADS", "3")
+        model.fill_blank("ab[MASK]", max_new_tokens=2)
+        assert set(seen) == {3} and torch.get_num_threads() == 2
+        seen.clear()
+        M.LocalGLM(model.model, tok, model.config, threads=2).generate("abc", max_new_tokens=2)
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_first_use_training_says_what_it_does_and_where_it_caches(tmp_path, monkeypatch, capsys):
+    """Training a built-in GLM on first use prints what it is doing, the cache path and a
+    progress bar on stderr (it used to run for minutes with no output at all)."""
+    monkeypatch.setitem(M.GLM_PRESETS, "glm-test", {
+        "model": {"n_layers": 1, "hidden": 16, "heads": 2, "max_len": 32},
+        "train": {"steps": 4, "batch_size": 2, "seq_len": 16, "lr": 3e-3, "eval_every": 2}})
+    path = M.glm_checkpoint("glm-test", directory=tmp_path)
+    raw = capsys.readouterr().err
+    err = " ".join(raw.split())
+    assert "first use of 'glm-test': training it" in err
+    assert str(path) in "".join(raw.split())  # the cache path (rich may wrap the line)
+    assert "step 4/4" in err and "OPENAUTOGLM_CACHE" in err and "OPENAUTOGLM_TORCH_THREADS" in err
+    M.glm_checkpoint("glm-test", directory=tmp_path)  # cached: silent
+    assert capsys.readouterr().err == ""

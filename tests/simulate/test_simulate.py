@@ -289,3 +289,26 @@ def test_list_makespan_checks_its_arguments_like_list_schedule(fork):
         list_makespan(fork, c, [1, 2, 3], workers=[0, 5, -1])
     with pytest.raises(ValueError, match="engine"):
         list_makespan(fork, c, [1, 2, 3], engine="fast")
+
+
+def test_gantt_labels_never_overlap(tmp_path):
+    """Forty 1 s tasks with long names and one 60 s task on two workers: the short bars are too
+    narrow for their names, which used to be drawn anyway into an unreadable smear. Every label
+    drawn must lie inside its bar and clear of every other label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    G = nx.DiGraph()
+    for i in range(40):
+        G.add_node(f"map_map_HEP2_MSP1_Digests_s_1_sequence_{i:03d}", cost=1.0)
+    G.add_node("the_one_long_task_with_a_name_that_fits", cost=60.0)
+    g = oag.TaskGraph.from_networkx(G)
+    s = oag.schedule(g, oag.Cluster.homogeneous(2), policy="heft")
+    ax = s.gantt(path=str(tmp_path / "g.png"))
+    renderer = ax.figure.canvas.get_renderer()
+    texts = [t for t in ax.texts if t.get_text()]
+    assert any(t.get_text() == "the_one_long_task_with_a_name_that_fits" for t in texts)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), "two task labels overlap"

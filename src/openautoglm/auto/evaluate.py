@@ -151,19 +151,22 @@ def score(
         metrics: any of ``bleu``, ``rouge-1``, ``rouge-2``, ``rouge-l``.
 
     Returns:
-        ``{metric: value}`` (BLEU on 0-100, ROUGE on 0-1).
+        ``{metric: value}`` (BLEU on 0-100, ROUGE on 0-1), keyed by each metric as you named
+        it: ``metrics=["rouge-l"]`` gives ``"rouge-l"``, ``metrics=["rougeL"]`` gives ``"rougeL"``.
 
     >>> sorted(score(["a b c"], ["a b c"], metrics=["bleu", "rouge-1"]).items())
-    [('bleu', 0.0), ('rouge1', 1.0)]
+    [('bleu', 0.0), ('rouge-1', 1.0)]
     """
-    kinds = [canonical_metric(m) for m in metrics]
-    out: dict[str, float] = {}
-    if "bleu" in kinds:
-        out["bleu"] = bleu(hypotheses, references)
-    wanted = [k for k in kinds if k != "bleu"]
+    if isinstance(metrics, str):
+        metrics = [metrics]
+    kinds = {m: canonical_metric(m) for m in metrics}
+    values: dict[str, float] = {}
+    if "bleu" in kinds.values():
+        values["bleu"] = bleu(hypotheses, references)
+    wanted = list(dict.fromkeys(k for k in kinds.values() if k != "bleu"))
     if wanted:
-        out.update(rouge(hypotheses, references, types=wanted))
-    return out
+        values.update(rouge(hypotheses, references, types=wanted))
+    return {name: values[kind] for name, kind in kinds.items()}
 
 
 def evaluation_task(

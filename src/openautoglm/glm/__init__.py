@@ -24,7 +24,8 @@ from .serving import (
     choose_batch_size,
     glm_server,
 )
-from .tokenizer import CharTokenizer
+from .threads import torch_threads, using_threads
+from .tokenizer import CharTokenizer, UnknownCharactersWarning
 from .train import evaluate, train
 
 __all__ = [
@@ -36,6 +37,9 @@ __all__ = [
     "choose_batch_size",
     "glm_server",
     "CharTokenizer",
+    "UnknownCharactersWarning",
+    "torch_threads",
+    "using_threads",
     "GLMConfig",
     "GLMModel",
     "attention_mask_from_sep",

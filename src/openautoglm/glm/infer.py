@@ -149,6 +149,7 @@ def _generator(seed: int | None) -> torch.Generator | None:
 
 def _prompt_part_a(model: GLMModel, tokenizer: CharTokenizer, prompt: str) -> list[int]:
     ids = tokenizer.encode(prompt)
+    tokenizer.warn_unknown(prompt)
     if tokenizer.mask in ids:
         raise ValueError("generate: the prompt contains [MASK]; use fill_blank for blanks")
     # Keep the end of a long prompt: Part A may hold at most max_len positions.
@@ -250,6 +251,7 @@ def fill_blank(
     """
     _check_budget(model, max_new_tokens)
     part_a = tokenizer.encode(text)
+    tokenizer.warn_unknown(text, what="text")
     masks = [i for i, t in enumerate(part_a) if t == tokenizer.mask]
     if not masks:
         raise ValueError(

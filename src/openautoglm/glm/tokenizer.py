@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 SPECIAL_TOKENS: tuple[str, ...] = ("[PAD]", "[UNK]", "[MASK]", "[sop]", "[eop]")
 MASK_TEXT = "[MASK]"
+
+
+class UnknownCharactersWarning(UserWarning):
+    """A prompt holds characters the tokenizer never saw: the model reads them as ``[UNK]``."""
 
 
 class CharTokenizer:
@@ -98,6 +103,36 @@ class CharTokenizer:
                 ids.append(self.mask)
             ids.extend(self._id.get(c, self.unk) for c in piece)
         return ids
+
+    def unknown(self, text: str) -> tuple[float, list[str]]:
+        """The share of ``text``'s characters outside the vocabulary (``[MASK]`` aside) and
+        the distinct unknown characters, in order of appearance.
+
+        >>> CharTokenizer.from_text("abc").unknown("ab你好")
+        (0.5, ['你', '好'])
+        """
+        chars = "".join(text.split(MASK_TEXT))
+        if not chars:
+            return 0.0, []
+        missing = [c for c in chars if c not in self._id]
+        return len(missing) / len(chars), list(dict.fromkeys(missing))
+
+    def warn_unknown(self, text: str, what: str = "prompt") -> float:
+        """Warn (:class:`UnknownCharactersWarning`) when ``text`` holds unknown characters.
+
+        Returns:
+            The share of characters that become ``[UNK]`` (0.0 when none, and no warning).
+        """
+        share, missing = self.unknown(text)
+        if missing:
+            shown = ", ".join(repr(c) for c in missing[:8]) + (", ..." if len(missing) > 8 else "")
+            warnings.warn(
+                f"{share:.0%} of the {what}'s characters are not in this model's vocabulary of "
+                f"{len(self.chars)} characters and become [UNK] ({shown}): the model cannot read "
+                "them. The built-in GLMs learned only the English text and Python code of the "
+                "pydoc corpus; train one on text in your language (openautoglm.glm.train) to "
+                "read it.", UnknownCharactersWarning, stacklevel=4)
+        return share
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Returns the text of ``ids``.

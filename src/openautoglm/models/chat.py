@@ -78,8 +78,8 @@ class ChatCompletionsModel:
                      minimum=1)
         self.max_response_bytes = int(max_response_bytes)
         self.model = model
-        self.base_url = (base_url or os.environ.get(ENV_API_BASE) or "").rstrip("/")
-        self.api_key = api_key if api_key is not None else os.environ.get(ENV_API_KEY)
+        self._base_url = base_url
+        self._api_key = api_key
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
@@ -87,6 +87,17 @@ class ChatCompletionsModel:
         self.system = system
         self.name = name or f"api:{model}"
         self.attempts = 0  # total HTTP attempts made, for inspection
+
+    @property
+    def base_url(self) -> str:
+        """The ``base_url`` given, else ``$OPENAUTOGLM_API_BASE`` read now (not when built)."""
+        return (self._base_url or os.environ.get(ENV_API_BASE) or "").rstrip("/")
+
+    @property
+    def api_key(self) -> str | None:
+        """The ``api_key`` given, else ``$OPENAUTOGLM_API_KEY`` read at every call, so a rotated
+        key takes effect on a model that is already cached."""
+        return self._api_key if self._api_key is not None else os.environ.get(ENV_API_KEY)
 
     def available(self) -> bool:
         return bool(self.base_url)
@@ -114,7 +125,7 @@ class ChatCompletionsModel:
         for attempt in range(self.max_retries + 1):
             delay = self.backoff * 2 ** attempt
             try:
-                return self._parse(self._post(url, body))
+                return self._parse(self._post(url, body, attempt + 1))
             except ModelHTTPError as err:
                 if not (err.status >= 500 or err.status == 429) or attempt == self.max_retries:
                     raise
@@ -125,7 +136,7 @@ class ChatCompletionsModel:
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _post(self, url: str, body: bytes) -> bytes:
+    def _post(self, url: str, body: bytes, attempt: int = 1) -> bytes:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -135,8 +146,8 @@ class ChatCompletionsModel:
                                max_bytes=self.max_response_bytes)
         except _http.DeadlineError as err:
             raise ModelTimeoutError(f"{self.name}: no complete answer from {url} within "
-                                    f"{self.timeout:g} s after {self.attempts} attempt(s); "
-                                    "raise timeout=") from err
+                                    f"{self.timeout:g} s on attempt {attempt} of "
+                                    f"{self.max_retries + 1}; raise timeout=") from err
         except _http.RedirectError as err:
             raise ModelHTTPError(f"{self.name}: {err} (to {short(err.location)}); set base_url "
                                  "to the server that answers", err.status) from None

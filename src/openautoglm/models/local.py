@@ -30,12 +30,13 @@ def cache_dir() -> Path:
     return Path(base) / "openautoglm"
 
 
-#: Built-in GLMs: model shape and training recipe (seconds on one CPU thread in the comment).
+#: Built-in GLMs: model shape and training recipe. Training runs on first use, on
+#: ``OPENAUTOGLM_TORCH_THREADS`` threads (default 1); benchmarks/results/first_use.md has the times.
 GLM_PRESETS: dict[str, dict[str, Any]] = {
-    # about 3 s: enough to produce character soup, for tests and demos
+    # enough to produce character soup, for tests and demos
     "glm-tiny": {"model": {"n_layers": 1, "hidden": 32, "heads": 2, "max_len": 128},
                  "train": {"steps": 40, "batch_size": 8, "seq_len": 64, "lr": 3e-3}},
-    # about 30 s on one thread
+    # the default model of AutoTask
     "glm-small": {"model": {"n_layers": 2, "hidden": 64, "heads": 4, "max_len": 256},
                   "train": {"steps": 500, "batch_size": 16, "seq_len": 96, "lr": 3e-3}},
 }
@@ -57,17 +58,21 @@ def glm_checkpoint(preset: str, directory: str | Path | None = None, seed: int =
     """
     if preset not in GLM_PRESETS:
         raise ValueError(f"unknown GLM preset {preset!r}; use one of: {', '.join(GLM_PRESETS)}")
-    from openautoglm import glm
-
     directory = Path(directory) if directory is not None else cache_dir()
     path = directory / f"{preset}-seed{seed}"
     if (path / "config.json").is_file():
         return path
     directory.mkdir(parents=True, exist_ok=True)
     recipe = GLM_PRESETS[preset]
-    text = glm.load_corpus("pydoc")
-    # A dict config takes its vocab_size from the tokenizer train() builds.
-    model, tokenizer, _ = glm.train(dict(recipe["model"]), text, seed=seed, **recipe["train"])
+    # Say what happens before importing torch and the GLM, which alone takes seconds.
+    with _FirstUseProgress(preset, recipe["train"]["steps"], path) as progress:
+        from openautoglm import glm
+
+        with glm.using_threads():
+            text = glm.load_corpus("pydoc")
+            # A dict config takes its vocab_size from the tokenizer train() builds.
+            model, tokenizer, _ = glm.train(dict(recipe["model"]), text, seed=seed,
+                                            callback=progress.update, **recipe["train"])
     # Write then rename, so a concurrent reader never sees half a checkpoint.
     tmp = directory / f".{preset}-seed{seed}.tmp{os.getpid()}-{threading.get_ident()}"
     glm.save_checkpoint(tmp, model, tokenizer, extra={"preset": preset, "recipe": recipe})
@@ -76,6 +81,40 @@ def glm_checkpoint(preset: str, directory: str | Path | None = None, seed: int =
     except OSError:  # another process won the race: keep its checkpoint
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+class _FirstUseProgress:
+    """Tells the user, on stderr and at once, that a built-in GLM is being trained, where it
+    will be cached, and how far training is (a rich progress bar, updated at each evaluation)."""
+
+    def __init__(self, preset: str, steps: int, path: Path) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = Console(stderr=True, highlight=False)
+        self.preset, self.steps, self.path = preset, steps, path
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("step {task.completed:.0f}/{task.total:.0f}"),
+                                 TextColumn("{task.fields[loss]}"), TimeElapsedColumn(),
+                                 console=self.console, transient=False)
+        self.task = self.progress.add_task(f"training {preset}", total=steps, loss="")
+
+    def __enter__(self) -> _FirstUseProgress:
+        threads = os.environ.get("OPENAUTOGLM_TORCH_THREADS", "").strip() or "1"
+        self.console.print(
+            f"openautoglm: first use of {self.preset!r}: training it on the pydoc corpus "
+            f"({self.steps} steps, {threads} torch thread(s), set OPENAUTOGLM_TORCH_THREADS "
+            f"to change); it is cached in {self.path} ({ENV_CACHE} moves the cache) and loads "
+            "from there next time")
+        self.progress.start()
+        return self
+
+    def update(self, step: int, val_loss: float) -> bool:
+        self.progress.update(self.task, completed=step, loss=f"val loss {val_loss:.2f}")
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
 
 
 class LocalGLM:
@@ -87,14 +126,20 @@ class LocalGLM:
         config: its ``GLMConfig``.
         name: display name.
         cost: cost hint per call in seconds.
+        threads: torch threads while it computes (default ``$OPENAUTOGLM_TORCH_THREADS``,
+            else 1: see :mod:`openautoglm.glm.threads`).
     """
 
-    def __init__(self, model: Any, tokenizer: Any, config: Any, name: str = "glm", cost: float = 0.2) -> None:
+    def __init__(self, model: Any, tokenizer: Any, config: Any, name: str = "glm", cost: float = 0.2,
+                 threads: int | None = None) -> None:
+        from openautoglm.glm.threads import torch_threads
+
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.name = name
         self.cost = cost
+        self.threads = None if threads is None else torch_threads(threads)
         self._lock = threading.Lock()
 
     @classmethod
@@ -118,7 +163,7 @@ class LocalGLM:
 
         max_new_tokens = min(max_new_tokens, self.config.max_len - 1)
 
-        with self._lock:  # one module, shared by threads: keep generation serial
+        with self._lock, glm.using_threads(self.threads):  # one module, shared by threads: serial
             return glm.generate(self.model, self.tokenizer, prompt, max_new_tokens=max_new_tokens,
                                 temperature=temperature, seed=seed)
 
@@ -129,7 +174,7 @@ class LocalGLM:
 
         max_new_tokens = min(max_new_tokens, self.config.max_len - 1)
 
-        with self._lock:
+        with self._lock, glm.using_threads(self.threads):
             return glm.fill_blank(self.model, self.tokenizer, text, max_new_tokens=max_new_tokens,
                                   temperature=temperature, seed=seed)
 

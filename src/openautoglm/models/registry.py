@@ -21,6 +21,7 @@ Tests: tests/models/test_models.py (a real HTTP server on 127.0.0.1).
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -111,8 +112,16 @@ def check_model_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise ValueError(f"model must be a non-empty string, got {name!r}")
     p = Path(name).expanduser()
-    if name in _FACTORIES or name in _INSTANCES or (name.startswith("api:") and len(name) > 4) \
-            or p.is_file() or (p / "config.json").is_file():
+    if name.startswith("api:") and len(name) > 4 and name not in _FACTORIES:
+        model = _INSTANCES.get(name)
+        if not (model.available() if model is not None else os.environ.get(ENV_API_BASE)):
+            raise ValueError(
+                f"model {name!r} has no base URL: set {ENV_API_BASE} to the server's address "
+                "(e.g. https://open.bigmodel.cn/api/paas/v4 or http://127.0.0.1:8000/v1), or "
+                f"register it with register_model({name[4:]!r}, lambda: ChatCompletionsModel("
+                f"{name[4:]!r}, base_url=...))")
+        return
+    if name in _FACTORIES or name in _INSTANCES or p.is_file() or (p / "config.json").is_file():
         return
     raise ValueError(
         f"unknown model {name!r}: use a registered name ({', '.join(list_models()) or 'none'}), "

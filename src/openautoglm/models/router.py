@@ -105,6 +105,11 @@ class _RoutedModel:
     def cost(self) -> float:
         return self.router.cost
 
+    @property
+    def last_used(self) -> str | None:
+        """The name of the model that answered this router's last call."""
+        return self.router.last_used
+
     def available(self) -> bool:
         return self.router.available()
 

@@ -407,6 +407,9 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
             _, ax = plt.subplots(figsize=(10, 1 + 0.6 * W))
         labels = len(self.placements) <= 60 if labels is None else labels
         cmap = plt.get_cmap("tab20")
+        ax.set_xlim(0, max(self.makespan, 1e-9) * 1.01)
+        ax.set_ylim(-0.1, self.cluster.n_workers)
+        fit = _LabelFit(ax) if labels else None
         lanes_free: list[list[float]] = [[0.0] * int(c) for c in self.cluster.cores]
         for n_, key in enumerate(self.start_order()):
             _, s, f = self.placements[key]
@@ -418,9 +421,10 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
                     free[L] = f
                     ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
                                    facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
-                if labels:
-                    ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, str(key),
-                            ha="center", va="center", fontsize=7, clip_on=True)
+                text = fit.label(str(key), f - s, 0.9 / C) if fit is not None else None
+                if text:  # a label that does not fit its bar is abbreviated or left out, never smeared
+                    ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, text,
+                            ha="center", va="center", fontsize=fit.fontsize, clip_on=True)
         ax.set_yticks([w + 0.45 for w in range(self.cluster.n_workers)])
         ax.set_yticklabels([f"worker {w}" for w in range(self.cluster.n_workers)])
         ax.set_xlabel("time (s)")
@@ -428,6 +432,35 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         if path is not None:
             ax.figure.savefig(path, bbox_inches="tight")
         return ax
+
+
+class _LabelFit:
+    """Fits task names into Gantt bars: the full name, an abbreviation ending in "…", or none.
+
+    Widths come from the Axes' size in pixels at the figure's dpi, with a conservative
+    0.62 em per character (7-pt DejaVu Sans averages about 0.55 em).
+    """
+
+    fontsize = 7.0
+
+    def __init__(self, ax: Any) -> None:
+        bbox = ax.get_window_extent()
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        self.px_per_x = bbox.width / max(x1 - x0, 1e-12)
+        self.px_per_y = bbox.height / max(y1 - y0, 1e-12)
+        dpi = ax.figure.dpi
+        self.char_px = self.fontsize * 0.62 * dpi / 72
+        self.line_px = self.fontsize * 1.2 * dpi / 72
+
+    def label(self, name: str, width: float, height: float) -> str | None:
+        """The text to write in a bar ``width`` seconds wide and ``height`` lanes high."""
+        if height * self.px_per_y < self.line_px:
+            return None
+        room = int((width * self.px_per_x - 2) / self.char_px)
+        if len(name) <= room:
+            return name
+        return name[: room - 1] + "…" if room >= 4 else None
 
 
 def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:

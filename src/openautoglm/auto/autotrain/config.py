@@ -213,9 +213,15 @@ class AutoTrainConfig(_Strict):
     evaluation: EvaluationSpec = EvaluationSpec()
     cluster: ClusterSpec = ClusterSpec()
     output_dir: Path = Path("autotrain-out")
+    export: Path | None = Field(default=None, description="write the best model here after the "
+                                "search (.pt, .safetensors or a directory; never a pickle)")
 
     @model_validator(mode="after")
     def _check(self) -> AutoTrainConfig:
+        if self.export is not None and self.export.suffix.lower() in (".pkl", ".pickle"):
+            raise ValueError(f"export: {str(self.export)!r} is a pickle, which can run code when "
+                             "loaded; the AutoTrainer writes weights only: use best_model.pt, "
+                             "best_model.safetensors or a directory")
         hidden, heads = _values(self.model_space.hidden), _values(self.model_space.heads)
         if hidden is None or heads is None:
             raise ValueError("model_space.hidden and model_space.heads must be fixed values or lists "
@@ -279,8 +285,9 @@ def load_config(source: str | os.PathLike[str] | dict[str, Any] | AutoTrainConfi
         source: a path to a YAML file, a dict, or an already built config.
 
     Returns:
-        The validated :class:`AutoTrainConfig`; relative ``data.path`` and ``search.storage``
-        are resolved against the YAML file's folder.
+        The validated :class:`AutoTrainConfig`. A relative ``data.path`` (an input) is resolved
+        against the YAML file's folder; relative outputs (``search.storage``, ``output_dir``,
+        ``export``) against the current working directory when the configuration is loaded.
 
     Raises:
         AutoTrainConfigError: a missing file, invalid YAML, or invalid fields (each one named
@@ -322,11 +329,15 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     d = data.get("data")
     if isinstance(d, dict) and isinstance(d.get("path"), str) and not Path(d["path"]).is_absolute():
         d["path"] = str(base / d["path"])
+    # What the search writes goes where it is run, never beside the configuration (which may
+    # sit in a read-only or version-controlled folder).
+    out = Path.cwd()
     s = data.get("search")
     if isinstance(s, dict) and isinstance(s.get("storage"), str):
         st = s["storage"]
         if not st.startswith("sqlite:") and not Path(st).is_absolute():
-            s["storage"] = str(base / st)
-    if isinstance(data.get("output_dir"), str) and not Path(data["output_dir"]).is_absolute():
-        data["output_dir"] = str(base / data["output_dir"])
+            s["storage"] = str(out / st)
+    for key in ("output_dir", "export"):
+        if isinstance(data.get(key), str) and not Path(data[key]).is_absolute():
+            data[key] = str(out / data[key])
     return data

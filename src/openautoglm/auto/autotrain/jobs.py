@@ -152,7 +152,7 @@ class _TrialJob:
                 value = glm.evaluate(model, tok, data["val_text"], seq_len=self.config.training.seq_len,
                                      batch_size=8, n_batches=4, seed=self.config.search.seed)["loss"]
             else:
-                value = self._text_metric(model, tok, data["examples"])
+                value, out["sample"] = self._text_metric(model, tok, data["examples"])
         except Exception as err:  # noqa: BLE001
             return {**out, "error": f"{type(err).__name__}: {err}"}
         if not math.isfinite(value):
@@ -162,7 +162,8 @@ class _TrialJob:
         out.update(value=float(value), seconds=out.get("train_seconds", 0.0) + time.perf_counter() - start)
         return out
 
-    def _text_metric(self, model: Any, tok: Any, examples: list[tuple[str, str]]) -> float:
+    def _text_metric(self, model: Any, tok: Any, examples: list[tuple[str, str]]) -> tuple[float, list[str]]:
+        """The metric over ``examples`` and the first (output, reference) pair, for messages."""
         from openautoglm import glm
 
         e = self.config.evaluation
@@ -176,4 +177,4 @@ class _TrialJob:
                 right = len(text) - len(text.split("[MASK]", 1)[0]) - len("[MASK]")
                 hyps.append(filled[half:len(filled) - right] if right else filled[half:])
         metric = _METRIC_KEY[self.config.metric]
-        return score(hyps, [r for _, r in examples], metrics=[metric])[metric]
+        return score(hyps, [r for _, r in examples], metrics=[metric])[metric], [hyps[0], examples[0][1]]

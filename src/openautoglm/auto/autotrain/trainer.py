@@ -183,7 +183,28 @@ class AutoTrainer:
                 history.close()
             if owned:
                 engine.close()
+        self._warn_if_all_zero()
+        if self.config.export is not None:
+            self.export(self.config.export)
         return self.results()
+
+    def _warn_if_all_zero(self) -> None:
+        """Say why when every complete trial scored 0 on BLEU/ROUGE (a flat, useless search)."""
+        from optuna.trial import TrialState
+
+        if self.config.metric == "loss":
+            return
+        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not done or any(t.value for t in done):
+            return
+        output, reference = (done[-1].user_attrs.get("sample") or ["?", "?"])[:2]
+        warnings.warn(
+            f"every one of the {len(done)} complete trials scored {self.config.metric} = 0.0: no word "
+            f"of the models' outputs matches the references (trial {done[-1].number} wrote "
+            f"{output!r} for {reference!r}). Character-level GLMs this small and this briefly "
+            "trained do not yet write whole words, so BLEU/ROUGE cannot rank them; use "
+            "metric: loss, or more training.steps and a longer evaluation.target_chars",
+            UserWarning, stacklevel=2)
 
     def _engine(self) -> tuple[Any, bool]:
         if self.engine is not None:
@@ -235,7 +256,7 @@ class AutoTrainer:
         from optuna.trial import TrialState
 
         handle = trial.handle
-        for key in ("seconds", "train_seconds", "steps_run"):
+        for key in ("seconds", "train_seconds", "steps_run", "sample"):
             if key in outcome:
                 handle.set_user_attr(key, outcome[key])
         if outcome.get("error"):
