@@ -17,7 +17,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / ".." / "shared" / "workflows"
+from workflow_traces import WORKFLOWS, smallest_traces  # noqa: F401 (re-exported for fixtures)
 
 #: Topcuoglu et al. 2002, Fig. 2: run time of each task on processors P1, P2, P3.
 HEFT_PAPER_COSTS = {
@@ -56,11 +56,3 @@ def workflows_dir() -> Path:
                     "(they live in ../shared/workflows beside the repository)")
     return WORKFLOWS.resolve()
 
-
-def smallest_traces(workflows: Path, per_family: int = 1) -> list[Path]:
-    """The smallest trace files of each Pegasus family (by file size)."""
-    out = []
-    for fam in sorted((workflows / "pegasus").iterdir()):
-        if fam.is_dir():
-            out += sorted(fam.glob("*.json"), key=lambda p: p.stat().st_size)[:per_family]
-    return out

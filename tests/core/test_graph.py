@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import openautoglm as oag
-from conftest import smallest_traces
+from workflow_traces import smallest_traces
 
 
 def diamond() -> nx.DiGraph:

@@ -61,7 +61,7 @@ def test_wheel_holds_the_package_its_extension_and_weights(wheel):
     assert wheel.name.startswith(f"openautoglm-{oag.__version__}-")
     assert "openautoglm/__init__.py" in names and "openautoglm/cli.py" in names
     assert any(n.startswith("openautoglm/_C") and n.endswith(".so") for n in names)
-    assert any(n.startswith("openautoglm/weights/") and n.endswith(".pt") for n in names)
+    assert any(n.startswith("openautoglm/schedulers/gnn/") and n.endswith(".pt") for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "openautoglm = openautoglm.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import openautoglm as oag
-from conftest import smallest_traces
+from workflow_traces import smallest_traces
 
 saga = pytest.importorskip("saga", reason="anrg-saga is a dev extra: pip install -e .[dev]")
 from saga.schedulers import HeftScheduler  # noqa: E402

@@ -107,7 +107,7 @@ def test_policy_shape_grid(policy, shape):
 @pytest.mark.parametrize("ccr", [1.0, 10.0])
 def test_policies_on_real_traces(workflows_dir, ccr):
     """The smallest Pegasus trace of each family, on a heterogeneous cluster."""
-    from conftest import smallest_traces
+    from workflow_traces import smallest_traces
 
     c = oag.Cluster(speeds=[1, 1, 2, 4], bandwidth=1.0, cores=[1, 2, 1, 2])
     for path in smallest_traces(workflows_dir):
