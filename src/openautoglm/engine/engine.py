@@ -145,6 +145,7 @@ class Engine:
         self._active: dict[str, dict[Hashable, Any]] = {}  # run id -> futures, while it runs
         self._cancelled: set[str] = set()
         self._dashboard = dashboard
+        self._host = host
         self.speeds = speeds
         self.no_worker_timeout = _seconds("no_worker_timeout", no_worker_timeout)
         self.cluster = None
@@ -221,10 +222,16 @@ class Engine:
         if self.cluster is not None and not self._dashboard:
             return None
         try:
-            info = self.client.scheduler_info()
-            return self.client.dashboard_link if info.get("services", {}).get("dashboard") else None
+            port = self.client.scheduler_info().get("services", {}).get("dashboard")
         except Exception:
             return None
+        if not port:
+            return None
+        if self.cluster is not None:
+            # Dask formats the link with the machine's address, but the embedded dashboard
+            # listens on `host` only (127.0.0.1 by default): link to where it really is.
+            return f"http://{self._host}:{port}/status"
+        return self.client.dashboard_link
 
     def workers(self) -> list[dict[str, Any]]:
         """The Dask workers, sorted by address: ``address``, ``nthreads``, ``resources``."""
