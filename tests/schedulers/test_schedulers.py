@@ -195,7 +195,7 @@ def test_classic_policies_work_without_the_gnn_module(monkeypatch):
     """The gnn policy is imported lazily: a broken module only breaks policy="gnn"."""
     import openautoglm.schedulers.base as base
 
-    monkeypatch.setitem(base._LAZY, "gnn", "openautoglm.schedulers._no_such_module")
+    monkeypatch.setitem(base._LAZY, "gnn", "openautoglm.schedulers._no_such_module:GNNScheduler")
     monkeypatch.delitem(base._REGISTRY, "gnn", raising=False)
     g, c = oag.random_dag(10, seed=1), oag.Cluster.homogeneous(2)
     assert_valid_schedule(oag.schedule(g, c, "heft"))

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from openautoglm._typing import TaskKey
-from openautoglm.history.cost_model import CostEstimate, _fit, _Model, _safe_identity
+from openautoglm.history.cost_model import CostEstimate, _fit, _Model, node_identities
 
 if TYPE_CHECKING:
     from openautoglm.core.graph import TaskGraph
@@ -397,8 +397,9 @@ class History:
     def refine(self, graph: TaskGraph, *, identities: Mapping[TaskKey, str] | None = None) -> TaskGraph:
         """A copy of ``graph`` whose costs and edge sizes come from history where it has data.
 
-        A node's identity is its ``"identity"`` attribute, else ``identities[key]``, else
-        :func:`task_identity` of its key. Its input size is its ``"input_size"`` attribute, else
+        A node's identity is its ``"identity"`` attribute, else ``identities[key]``, else as
+        :func:`~openautoglm.history.cost_model.node_identities` says (a pipeline task's name,
+        else :func:`task_identity` of its key). Its input size is its ``"input_size"`` attribute, else
         the sum of its dependencies' median output sizes. Nodes with history get ``cost``,
         ``cost_std`` and ``cost_samples`` (a per-worker ``costs`` list is dropped for them);
         edges with a predicted transfer time get it as ``size`` (seconds at bandwidth 1).
@@ -426,10 +427,10 @@ class History:
         from openautoglm.core.graph import TaskGraph
 
         G = graph.nx.copy()
-        ident = {
-            k: G.nodes[k].get("identity") or (identities or {}).get(k) or _safe_identity(k)
-            for k in G.nodes
-        }
+        ident = node_identities(G)
+        for k, i in (identities or {}).items():
+            if k in ident and not G.nodes[k].get("identity"):
+                ident[k] = i
         for k, attrs in G.nodes(data=True):
             size = attrs.get("input_size")
             if size is None:

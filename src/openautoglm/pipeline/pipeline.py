@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
 from openautoglm.pipeline._source import SourcedFunction
 from openautoglm.pipeline.checks import PipelineError, check_task_args
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from openautoglm.core.cluster import Cluster
     from openautoglm.core.graph import TaskGraph
     from openautoglm.simulate.schedule import Schedule
@@ -227,6 +227,8 @@ class Pipeline:
                                     f"the pipeline's inputs are {self.inputs}")
 
     def _dependency_graph(self) -> nx.DiGraph:
+        import networkx as nx  # imported on use: `import openautoglm` stays light
+
         G = nx.DiGraph()
         for task in self.tasks.values():
             G.add_node(task.name, cost=task.cost, parallel=task.parallel, task=task)
@@ -397,9 +399,14 @@ class Pipeline:
             PipelineError: On bad YAML, an unknown or invalid field (named, with its task), or
                 a func that cannot be imported.
         """
-        from openautoglm.pipeline.yaml import load_pipeline
+        from openautoglm.pipeline.yaml import load_spec, task_fields
 
-        return load_pipeline(source)
+        spec = load_spec(source)
+        pipeline = cls(spec.name)
+        for t in spec.tasks:
+            pipeline.add_task(Task(**task_fields(t)))
+        pipeline._dependency_graph()  # refuse cycles at load time, before anything runs
+        return pipeline
 
     def to_yaml(self) -> str:
         """Dump the pipeline as YAML that :meth:`from_yaml` loads back.
@@ -408,6 +415,6 @@ class Pipeline:
             PipelineError: When a func cannot be named by an import path (a lambda or a
                 function defined inside another function): define it at module level.
         """
-        from openautoglm.pipeline.yaml import dump_pipeline
+        from openautoglm.pipeline.yaml import dump_spec
 
-        return dump_pipeline(self)
+        return dump_spec(self.name, self.tasks.values())

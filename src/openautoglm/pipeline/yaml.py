@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from openautoglm.pipeline.checks import PipelineError
 
-if TYPE_CHECKING:
-    from openautoglm.pipeline.pipeline import Pipeline, Task
-
-__all__ = ["PipelineSpec", "TaskSpec", "dump_pipeline", "import_func", "load_pipeline"]
+__all__ = ["PipelineSpec", "TaskSpec", "dump_spec", "import_func", "load_spec", "task_fields"]
 
 
 class TaskSpec(BaseModel):
@@ -113,10 +111,15 @@ def _read(source: str | Path) -> tuple[str, str]:
     return source, "<string>"
 
 
-def load_pipeline(source: str | Path) -> Pipeline:
-    """Load and validate a pipeline from a YAML path or YAML text (see ``Pipeline.from_yaml``)."""
-    from openautoglm.pipeline.pipeline import Pipeline, Task
+def load_spec(source: str | Path) -> PipelineSpec:
+    """Read and validate a pipeline spec from a YAML path or YAML text.
 
+    ``Pipeline.from_yaml`` builds the Tasks from it (this module imports nothing of
+    ``pipeline.py``: specs in, specs out).
+
+    Raises:
+        PipelineError: On bad YAML or an unknown or invalid field (named, with its task).
+    """
     text, origin = _read(source)
     try:
         doc = yaml.safe_load(text)
@@ -126,20 +129,24 @@ def load_pipeline(source: str | Path) -> Pipeline:
         raise PipelineError(f"{origin}: a pipeline YAML is a mapping with 'name' and 'tasks', "
                             f"got {type(doc).__name__}")
     try:
-        spec = PipelineSpec.model_validate(doc)
+        return PipelineSpec.model_validate(doc)
     except ValidationError as exc:
         raise PipelineError(f"{origin}: {_format_errors(exc, doc)}") from None
-    pipeline = Pipeline(spec.name)
-    for t in spec.tasks:
-        fields = t.model_dump(exclude_unset=True)
-        if t.func is not None:
-            fields["func"] = import_func(t.func, t.name)
-        pipeline.add_task(Task(**fields))
-    pipeline._dependency_graph()  # refuse cycles at load time, before anything runs
-    return pipeline
 
 
-def _func_path(task: Task) -> str:
+def task_fields(spec: TaskSpec) -> dict[str, Any]:
+    """The keyword arguments of ``Task(**fields)`` for one spec, its ``func`` imported.
+
+    Raises:
+        PipelineError: When the func cannot be imported (named, with its task).
+    """
+    fields = spec.model_dump(exclude_unset=True)
+    if spec.func is not None:
+        fields["func"] = import_func(spec.func, spec.name)
+    return fields
+
+
+def _func_path(task: Any) -> str:
     func = task.func
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
@@ -158,11 +165,16 @@ def _func_path(task: Task) -> str:
     return path
 
 
-def dump_pipeline(pipeline: Pipeline) -> str:
-    """The YAML text of ``pipeline`` (defaults left out); see ``Pipeline.to_yaml``."""
+def dump_spec(pipeline_name: str, tasks: Iterable[Any]) -> str:
+    """The YAML text of a pipeline (defaults left out); see ``Pipeline.to_yaml``.
+
+    Args:
+        pipeline_name: The pipeline's name.
+        tasks: Its tasks: objects with :class:`TaskSpec`'s fields as attributes (``Task``).
+    """
     defaults = {name: f.default for name, f in TaskSpec.model_fields.items()}
-    tasks = []
-    for task in pipeline.tasks.values():
+    entries = []
+    for task in tasks:
         entry: dict[str, Any] = {"name": task.name}
         if task.func is not None:
             entry["func"] = _func_path(task)
@@ -178,5 +190,5 @@ def dump_pipeline(pipeline: Pipeline) -> str:
                 entry[name] = getattr(task, name)
         if task.resources:
             entry["resources"] = dict(task.resources)
-        tasks.append(entry)
-    return yaml.safe_dump({"name": pipeline.name, "tasks": tasks}, sort_keys=False)
+        entries.append(entry)
+    return yaml.safe_dump({"name": pipeline_name, "tasks": entries}, sort_keys=False)
