@@ -12,7 +12,7 @@ import openautoglm
 
 SRC = str(Path(openautoglm.__file__).resolve().parents[1])
 HEAVY = ("torch", "dask", "distributed", "openautoglm.glm", "openautoglm.ops", "openautoglm.models",
-         "openautoglm.engine", "openautoglm.auto", "openautoglm._C", "networkx", "pydantic")
+         "openautoglm.engine", "openautoglm.auto", "openautoglm._C", "networkx", "pydantic", "numba")
 
 
 def _loaded_after(code: str) -> dict[str, bool]:
@@ -30,6 +30,7 @@ def test_import_imports_nothing_heavy():
 
 
 def test_a_heft_plan_does_not_import_torch():
+    """Nor numba: a 50-task plan runs the Python loops (milliseconds), see _numba.SMALL."""
     loaded = _loaded_after(
         "import openautoglm as oag\n"
         "s = oag.schedule(oag.random_dag(50, seed=0), oag.Cluster.homogeneous(4), 'heft')\n"

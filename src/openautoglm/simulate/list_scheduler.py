@@ -12,6 +12,7 @@ import numpy as np
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.costs import amdahl, transfer_time
 from openautoglm.core.graph import TaskGraph
+from openautoglm import _numba
 from openautoglm.simulate import _kernel
 from openautoglm.simulate._reference import run_list_python
 from openautoglm.simulate.gang import run_list_gangs
@@ -94,7 +95,7 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         run_list_gangs(sched, prio, K, dur, insertion, graph.gang, pins)
         return sched
     out = None
-    if engine != "python":
+    if engine == "numba" or (engine == "auto" and _numba.worth_compiling(len(graph))):
         out = _kernel.run_list(prio, K, dur, cluster.cores, graph.pred_ptr, graph.pred_idx,
                                     sched._comm, graph.succ_ptr, graph.succ_idx, insertion)
     if out is None:
