@@ -18,6 +18,7 @@ from openautoglm.engine.faults import RunWatch, pop_losses
 from openautoglm.engine.plugins import RECORDER
 from openautoglm.engine.report import RunResult
 from openautoglm.history.cost_model import node_identities
+from openautoglm.history.rows import Execution, Transfer
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -94,8 +95,6 @@ def collect_run(client: Client, graph: TaskGraph, plan: Schedule, workers: list[
 def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
             node_of: dict[Hashable, Hashable], windex: dict[str, int], ident: dict[Hashable, str],
             addr: list[str]) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
-    from openautoglm.history.store import Execution
-
     by_node = {node_of[r["key"]]: r for r in records if r["key"] in node_of}
     compute = {}
     for k, r in by_node.items():
@@ -141,8 +140,6 @@ def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
 def _transfers(k: Hashable, r: dict[str, Any], moved: dict[Hashable, int],
                by_node: dict[Hashable, dict[str, Any]], ident: dict[Hashable, str]) -> list[Any]:
     """One Transfer per moved dependency; a gather's time is shared by bytes among its keys."""
-    from openautoglm.history.store import Transfer
-
     spent: dict[str, float] = defaultdict(float)
     for s in r["startstops"]:
         if s.get("action") == "transfer":
@@ -161,8 +158,6 @@ def _transfers(k: Hashable, r: dict[str, Any], moved: dict[Hashable, int],
 
 
 def _failed_execution(a: dict[str, Any], k: Hashable, identity: str, times: list[dict[str, Any]]) -> Any:
-    from openautoglm.history.store import Execution
-
     dur = a["stop"] - a["start"] if a["start"] is not None and a["stop"] is not None else None
     # A task past its Task(timeout=...) raised TaskTimeoutError (exception_text is its repr).
     timed_out = str(a["exception_text"] or "").startswith("TaskTimeoutError(")

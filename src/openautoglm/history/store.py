@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,7 @@ import numpy as np
 
 from openautoglm._typing import TaskKey
 from openautoglm.history.cost_model import CostEstimate, _fit, _Model, node_identities
+from openautoglm.history.rows import Execution, Transfer, as_row
 
 if TYPE_CHECKING:
     from openautoglm.core.graph import TaskGraph
@@ -93,48 +94,6 @@ def default_history_path() -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "openautoglm" / "history.sqlite"
-
-
-@dataclass
-class Execution:
-    """One attempt of one task, as stored in the history.
-
-    ``status`` is ``"ok"`` for a result kept in memory, ``"error"`` for an attempt that raised
-    (retried or final), ``"timeout"`` for an attempt past its ``Task(timeout=)`` or cut by
-    ``engine.run(timeout=)``, ``"worker-died"`` for an attempt whose worker died while running
-    it, ``"cancelled"`` for a task that never ran because the run stopped.
-    """
-
-    task: str
-    identity: str
-    status: str = "ok"
-    worker: str | None = None
-    start: float | None = None
-    end: float | None = None
-    duration: float | None = None
-    cost: float | None = None
-    cores: int = 1
-    input_size: int = 0
-    output_size: int | None = None
-    bytes_moved: int = 0
-    error: str | None = None
-    attempt: int = 1
-    planned_start: float | None = None
-    planned_finish: float | None = None
-
-
-@dataclass
-class Transfer:
-    """Data moved from one task's worker to another's before the second task ran."""
-
-    src_task: str
-    dst_task: str
-    src_identity: str
-    dst_identity: str
-    nbytes: int = 0
-    duration: float = 0.0
-    src_worker: str | None = None
-    dst_worker: str | None = None
 
 
 class History:
@@ -254,8 +213,8 @@ class History:
         run_id = run_id or uuid.uuid4().hex
         ex_cols = [f.name for f in fields(Execution)]
         tr_cols = [f.name for f in fields(Transfer)]
-        ex_rows = [_row(e, Execution, ex_cols) for e in executions]
-        tr_rows = [_row(t, Transfer, tr_cols) for t in transfers]
+        ex_rows = [as_row(e, Execution, ex_cols) for e in executions]
+        tr_rows = [as_row(t, Transfer, tr_cols) for t in transfers]
         ex_sql = (
             f"INSERT INTO oag_executions (run_id, pipeline, {', '.join(ex_cols)}) "
             f"VALUES (?, ?, {', '.join('?' * len(ex_cols))})"
@@ -446,22 +405,6 @@ class History:
             if t is not None:
                 attrs["size"] = t
         return TaskGraph.from_networkx(G)
-
-
-def _row(obj: Any, cls: type, cols: list[str]) -> tuple[Any, ...]:
-    if isinstance(obj, cls):
-        # Plain attribute reads: asdict() deep-copies every field (seconds for 50,000 rows).
-        return tuple(getattr(obj, c) for c in cols)
-    elif isinstance(obj, Mapping):
-        unknown = set(obj) - set(cols)
-        if unknown:
-            raise ValueError(
-                f"Unknown {cls.__name__} field(s) {sorted(unknown)}; the fields are {cols}."
-            )
-        d = asdict(cls(**obj))
-    else:
-        raise TypeError(f"Expected a {cls.__name__} or a dict of its fields, got {type(obj).__name__}.")
-    return tuple(d[c] for c in cols)
 
 
 def _retry_locked(fn: Any, timeout: float) -> Any:
