@@ -54,6 +54,7 @@ from openautoglm.engine.plugins import (
 from openautoglm.engine.record import collect_run
 from openautoglm.engine.report import RunResult
 from openautoglm.history.cost_model import node_identities
+from openautoglm.schedulers import schedule
 
 if TYPE_CHECKING:
     from openautoglm.history.store import History
@@ -234,8 +235,6 @@ class Engine:
         Returns:
             The (refined) graph and its schedule.
         """
-        from openautoglm.schedulers import schedule
-
         if history is not None:
             graph = history.refine(graph)
         cluster = cluster or self.cluster_model()

@@ -35,16 +35,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from openautoglm._typing import TaskKey
+from openautoglm.core.graph import TaskGraph
 from openautoglm.history.cost_model import CostEstimate, _fit, _Model, node_identities
 from openautoglm.history.rows import Execution, Transfer, as_row
 
-if TYPE_CHECKING:
-    from openautoglm.core.graph import TaskGraph
 
 __all__ = ["History", "HistoryError", "Execution", "Transfer", "default_history_path"]
 
@@ -383,8 +382,6 @@ class History:
             (1.0, 5.0)
             >>> h.close()
         """
-        from openautoglm.core.graph import TaskGraph
-
         G = graph.nx.copy()
         ident = node_identities(G)
         for k, i in (identities or {}).items():

@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.graph import TaskGraph
 from openautoglm.pipeline._source import SourcedFunction
 from openautoglm.pipeline.checks import PipelineError, check_task_args
+from openautoglm.schedulers import schedule
 
 if TYPE_CHECKING:
     import networkx as nx
 
-    from openautoglm.core.cluster import Cluster
-    from openautoglm.core.graph import TaskGraph
     from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["Pipeline", "Task", "TaskFailedError", "DEFAULT_WORKERS"]
@@ -267,8 +268,6 @@ class Pipeline:
             >>> g.tasks, g.nx.nodes["a"]["cost"]
             (['a', 'b'], 2.0)
         """
-        from openautoglm.core.graph import TaskGraph
-
         if not self.tasks:
             raise PipelineError(f"pipeline {self.name!r} has no tasks; add some with add_task()")
         G = self._dependency_graph()
@@ -288,9 +287,6 @@ class Pipeline:
         Returns:
             The :class:`~openautoglm.simulate.Schedule` (placements, makespan, Gantt chart).
         """
-        from openautoglm.core.cluster import Cluster
-        from openautoglm.schedulers import schedule
-
         graph = self.compile() if graph is None else graph
         cluster = Cluster.homogeneous(DEFAULT_WORKERS) if cluster is None else cluster
         return schedule(graph, cluster, policy=policy)
