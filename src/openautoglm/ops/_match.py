@@ -15,7 +15,10 @@ from torch import fx, nn
 
 from openautoglm import ops
 
-__all__ = ["gelu_input", "match_layernorm_gelu", "rewrite_linear_gelu"]
+__all__ = ["FUSED_OPS", "gelu_input", "match_layernorm_gelu", "rewrite_linear_gelu"]
+
+#: The operators the pass inserts (a node already calling one is left alone).
+FUSED_OPS = ("openautoglm::fused_layernorm_gelu", "openautoglm::fused_bias_gelu")
 
 aten = torch.ops.aten
 

@@ -35,9 +35,10 @@ import torch
 from torch import fx, nn
 
 from openautoglm import ops
-from openautoglm.ops._match import gelu_input, match_layernorm_gelu, rewrite_linear_gelu
+from openautoglm.ops._match import FUSED_OPS, gelu_input, match_layernorm_gelu, rewrite_linear_gelu
 
 __all__ = ["fuse", "fuse_graph_module", "backend", "make_backend", "FUSED_OPS"]
+
 
 def _fused_ops() -> tuple[Any, Any]:
     ops.load()
@@ -45,9 +46,6 @@ def _fused_ops() -> tuple[Any, Any]:
         torch.ops.openautoglm.fused_layernorm_gelu.default,
         torch.ops.openautoglm.fused_bias_gelu.default,
     )
-
-
-FUSED_OPS = ("openautoglm::fused_layernorm_gelu", "openautoglm::fused_bias_gelu")
 
 
 # ------------------------------------------------------------------ the pass
