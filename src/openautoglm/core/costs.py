@@ -19,7 +19,7 @@ from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 
 __all__ = ["Ranks", "ranks", "upward_rank", "downward_rank", "mean_costs", "task_durations",
-           "amdahl", "transfer_time", "edge_transfer_times"]
+           "amdahl", "gang_duration", "transfer_time", "edge_transfer_times"]
 
 
 def mean_costs(graph: TaskGraph, cluster: Cluster) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +110,12 @@ def amdahl(parallel: np.ndarray | float, cores: np.ndarray | float) -> np.ndarra
     (0.75, 0.25, 1.0)
     """
     return (1.0 - parallel) + parallel / cores
+
+
+def gang_duration(et_row: np.ndarray, parallel: float, members: tuple[int, ...], cores: int) -> float:
+    """Run time of a gang task on ``members`` with ``cores`` cores each: the slowest member's
+    one-core run time times :func:`amdahl` (a gang runs at its slowest member's pace)."""
+    return max(float(et_row[w]) for w in members) * amdahl(parallel, cores)
 
 
 class Ranks(NamedTuple):

@@ -35,12 +35,7 @@ from openautoglm.core.costs import amdahl
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["gang_duration", "place_gang", "run_list_gangs"]
-
-
-def gang_duration(et_row: np.ndarray, parallel: float, members: tuple[int, ...], cores: int) -> float:
-    """Run time on ``members`` with ``cores`` cores each: the slowest member's."""
-    return max(float(et_row[w]) for w in members) * amdahl(parallel, cores)
+__all__ = ["place_gang", "run_list_gangs"]
 
 
 def place_gang(sched: Schedule, i: int, k: int, d: np.ndarray, cores: int, lo: np.ndarray,

@@ -30,10 +30,9 @@ import numpy as np
 
 from openautoglm._typing import TaskKey, WorkerIndex
 from openautoglm.core.cluster import Cluster
-from openautoglm.core.costs import amdahl, transfer_time, upward_rank
+from openautoglm.core.costs import amdahl, gang_duration, transfer_time, upward_rank
 from openautoglm.core.graph import TaskGraph
 from openautoglm.simulate import _kernel
-from openautoglm.simulate.gang import gang_duration
 
 if TYPE_CHECKING:
     import pandas as pd
