@@ -20,29 +20,25 @@ pinned plan does when the hints are off).
 
 Goal (issue 6): planned <= 0.9x plain Dask wall time; best loss equal within noise.
 
-    nice .venv/bin/python benchmarks/autotrain.py [--reps 3] [--trials 20] [--startup 10] [--parallel N]
+    nice python benchmarks/autotrain.py [--reps 3] [--trials 20] [--startup 10] [--parallel N]
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import optuna
 import torch
+from _header import header
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-import optuna  # noqa: E402
-
+from openautoglm.auto.autotrain.jobs import trial_cost
 from openautoglm.auto.autotrain.trainer import AutoTrainer
-from openautoglm.auto.autotrain.jobs import trial_cost  # noqa: E402
-from openautoglm.engine.engine import Engine  # noqa: E402
+from openautoglm.engine.engine import Engine
 
 RESULTS = Path(__file__).resolve().parent / "results" / "autotrain.md"
 MODES = ("heft", "gnn", "dask", "sequential")
@@ -214,9 +210,8 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[s
     wave = next((r["wave"] for m in MODES for r in rows[m]), args.parallel)
     med = {m: statistics.median(r["wall"] for r in rows[m]) for m in MODES if rows[m]}
     dask = med.get("dask")
-    lines = [
-        "# AutoTrainer search: planned vs plain Dask vs sequential",
-        "",
+    lines = header("AutoTrainer search: planned vs plain Dask vs sequential", load_before=loads[0])
+    lines += [
         f"{args.trials} trials of GLM training (1-3 layers, width 16-64, 20-320 steps log-uniform; cost "
         f"hints {min(hints, default=0):.1f}-{max(hints, default=0):.1f} s, total {sum(hints):.1f} s), "
         f"TPE with {args.startup} random startup trials, in waves of {wave} (the AutoTrainer's default "
@@ -227,9 +222,8 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[s
         f"{'threads of this process' if args.threads else 'one process each'}); "
         f"torch uses 1 thread. Median of {args.reps} repetitions, modes alternated.",
         "",
-        f"Machine: {platform.machine()}, 2 cores shared with other users (compare ratios within this "
-        f"run only); Python {platform.python_version()}. Load average (1 min): {loads[0]:.1f} before "
-        f"the benchmark; after each search {min(loads[1:], default=0):.1f}-{max(loads[1:], default=0):.1f} "
+        "Compare ratios within this run only. Load average (1 min) after each search "
+        f"{min(loads[1:], default=0):.1f}-{max(loads[1:], default=0):.1f} "
         f"(median {statistics.median(loads[1:] or [0]):.1f}), the benchmark's own 1-2 busy "
         "processes included (about 2 means nothing else ran).",
         "",
@@ -276,10 +270,6 @@ def report(args: argparse.Namespace, rows: dict[str, list[dict]], errors: dict[s
         "Goal: planned (heft/gnn) <= 0.9x plain Dask. Best loss is the same in every mode when "
         "workers are processes (each has its own torch RNG); with --threads, concurrent trainings "
         "share torch's global RNG and the losses can differ slightly.",
-        "",
-        f"Regenerate: `nice .venv/bin/python benchmarks/autotrain.py --reps {args.reps} "
-        f"--trials {args.trials} --startup {args.startup} --workers {args.workers}"
-        f"{f' --parallel {args.parallel}' if args.parallel else ''}{' --threads' if args.threads else ''}`",
     ]
     return lines
 

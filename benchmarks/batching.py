@@ -9,34 +9,31 @@ reports medians over ``--reps`` repeats.
 
 Regenerate the table (about 8 minutes on 2 cores):
 
-    PYTHONPATH=src nice .venv/bin/python benchmarks/batching.py
+    nice python benchmarks/batching.py
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from _header import header
 
-from openautoglm.glm import (  # noqa: E402
+from openautoglm.glm import (
     DEFAULT_TABLE,
     generate_batch,
     glm_server,
     load_corpus,
     train,
 )
-from openautoglm.glm.serving import fixed_table  # noqa: E402
+from openautoglm.glm.serving import fixed_table
 
 RESULTS = Path(__file__).resolve().parent / "results" / "batching.md"
-COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/batching.py"
 
 
 def policies(max_wait: float) -> dict[str, dict]:
@@ -136,11 +133,8 @@ def write_table(args, results, service, history, load_before, load_after) -> Non
     def med(rows, key):
         return statistics.median(r[key] for r in rows)
 
-    lines = [
-        "# Adaptive batching vs fixed batch sizes: GLM inference",
-        "",
-        "Regenerate: `" + " ".join([COMMAND, *sys.argv[1:]]) + "`",
-        "",
+    lines = header("Adaptive batching vs fixed batch sizes: GLM inference", load_before=load_before)
+    lines += [
         f"Model: 2 layers, hidden 64, 4 heads (trained {args.train_steps} steps, val loss "
         f"{history[0]['val_loss']:.2f} -> {history[-1]['val_loss']:.2f}); each request asks for "
         f"up to {args.tokens} greedy characters (stops at [eop]). One torch thread, "
@@ -150,9 +144,8 @@ def write_table(args, results, service, history, load_before, load_after) -> Non
         "scheduled arrival to the result (queueing included). Medians of "
         f"{args.reps} repeats, policies alternated within each repeat.",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared "
-        f"with other jobs (load average {load_before:.1f} before, {load_after:.1f} after): "
-        "absolute numbers are noisy; compare rows of one load.",
+        f"Load average {load_after:.1f} after the runs: absolute numbers are noisy; compare rows "
+        "of one load.",
         "",
         "Service time of one batch without queueing (median of 5): "
         + ", ".join(f"batch {b}: {t * 1e3:.1f} ms ({b / t:.0f} req/s)" for b, t in service.items()),

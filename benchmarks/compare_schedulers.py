@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _header import header
+
 import openautoglm as oag
 from openautoglm.schedulers.gnn.features import graph_features
 from openautoglm.core.costs import ranks
@@ -419,15 +421,12 @@ def main() -> None:
     only = set(args.only.split(","))
     suffix = "_quick" if args.quick else ""
     out = Path(args.out) if args.out else RESULTS / f"compare_schedulers{suffix}.md"
-    cmd = "nice python benchmarks/compare_schedulers.py" + (" --quick" if args.quick else "")
-    if args.only != ap.get_default("only"):
-        cmd += f" --only {args.only}"
     t0 = time.perf_counter()
-    doc = [f"# compare_schedulers{suffix}", "",
-           f"Regenerate: `{cmd}` (from the repository root; the package importable).", "",
+    doc = header(f"compare_schedulers{suffix}")
+    doc += [
            "Cells: geometric mean of makespan / HEFT's makespan on the same instance, 95% bootstrap "
            "interval, wins/ties/losses against HEFT. Lower is better. The shipped weights "
-           "(`src/openautoglm/weights/gnn.pt`) were trained on generated graphs of the families "
+           "(`src/openautoglm/schedulers/gnn/gnn.pt`) were trained on generated graphs of the families "
            "layered, narrow, wide, dense; `jumpy` and every real trace family are held out.", "",
            "`gnn` (default, `candidates=\"auto\"`): the model-guided search: the one-shot plan, HEFT and "
            "serial, then an iterated local search within about 24,000 / n list-scheduling calls "

@@ -3,27 +3,25 @@ raw ``client.get`` of the same task dict on the same LocalCluster, alternated, m
 
 Goal (issue 4): engine / raw <= 1.10.
 
-    nice .venv/bin/python benchmarks/dispatch_overhead.py [--tasks 5000] [--reps 3]
+    nice python benchmarks/dispatch_overhead.py [--tasks 5000] [--reps 3]
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dask._task_spec import Task, TaskRef  # noqa: E402
+from _header import header
+from dask._task_spec import Task, TaskRef
 
-from openautoglm.engine.from_dask import from_dask  # noqa: E402
-from openautoglm.engine.engine import Engine  # noqa: E402
+from openautoglm.engine.from_dask import from_dask
+from openautoglm.engine.engine import Engine
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dispatch_overhead.md"
 
@@ -82,10 +80,8 @@ def main() -> None:
             rows.append((name, statistics.median(raw), statistics.median(eng),
                          statistics.median(plan_t), statistics.median(ratios), min(ratios),
                          max(ratios)))
-    cmd = f"nice .venv/bin/python benchmarks/dispatch_overhead.py --tasks {args.tasks} --reps {args.reps}"
-    lines = [
-        "# Dispatch overhead: Engine vs raw `client.get`",
-        "",
+    lines = header("Dispatch overhead: Engine vs raw `client.get`")
+    lines += [
         f"{args.tasks} trivial tasks, LocalCluster(processes=False, {args.workers} workers x 1 "
         f"thread), one cluster for both, runs alternated, median of {args.reps} after one warm-up "
         "pair. The engine time includes `from_dask`, HEFT planning, per-key annotations, the "
@@ -93,16 +89,13 @@ def main() -> None:
         "Times are medians; the ratio is the median of the per-pair ratios (each pair run back "
         "to back), with their range: on this shared machine single pairs swing by +-30%.",
         "",
-        f"Machine: {platform.machine()}, shared by several users (noisy); Python "
-        f"{platform.python_version()}.",
-        "",
         "| graph | raw client.get (s) | engine.run (s) | of which planning (s) | median of pair ratios engine/raw | pair ratio range | us/task raw | us/task engine |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r, e, p, ratio, lo, hi in rows:
         lines.append(f"| {name} | {r:.2f} | {e:.2f} | {p:.2f} | {ratio:.3f} | {lo:.2f}-{hi:.2f} | "
                      f"{1e6 * r / args.tasks:.0f} | {1e6 * e / args.tasks:.0f} |")
-    lines += ["", f"Regenerate: `{cmd}`", ""]
+    lines.append("")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))

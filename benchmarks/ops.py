@@ -2,7 +2,7 @@
 
 Regenerate the table (about 3 minutes on 2 cores):
 
-    PYTHONPATH=src nice .venv/bin/python benchmarks/ops.py
+    nice python benchmarks/ops.py
 
 Every comparison runs eager and fused alternately in one process (one thread), ``--reps``
 times each, and reports medians and their ratio. Goals (issue 5): bias+GELU forward >= 1.5x,
@@ -23,10 +23,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from _header import header
+
 from openautoglm import ops
 from openautoglm.ops import fusion
 
-COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/ops.py"
 SHAPE = (64, 512, 768)
 
 
@@ -158,12 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     reps = 3 if args.quick else args.reps
     glm_reps = 3 if args.quick else args.glm_reps
 
-    lines = [
-        "# Fused ops vs eager (benchmarks/ops.py)",
-        "",
-        f"Command: `{COMMAND}{' --quick' if args.quick else ''}`",
-        "",
-        f"Machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+    lines = header("Fused ops vs eager (benchmarks/ops.py)")
+    lines += [
+        f"CPU: {platform.processor() or platform.machine()}, "
         f"eager ATen kernels {torch.backends.cpu.get_cpu_capability()}, fused kernels "
         f"{ops.kernel_capability()} (`openautoglm.ops.kernel_capability()`), 1 thread. The machine "
         "is shared by several engineers and noisy: eager and fused run alternately in one process "

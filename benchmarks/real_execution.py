@@ -16,14 +16,13 @@ History: a fresh History and a pipeline whose tasks all claim the same cost (the
 nothing); it runs 4 times, each planned with what history learned from the runs before it. The
 table gives predicted vs realised makespan per run; the goal is run 4 (3 runs of history) within 10%.
 
-    nice .venv/bin/python benchmarks/real_execution.py [--makespan 10] [--reps 2]
+    nice python benchmarks/real_execution.py [--makespan 10] [--reps 2]
 """
 from __future__ import annotations
 
 import argparse
 import heapq
 import logging
-import platform
 import statistics
 import sys
 import tempfile
@@ -31,23 +30,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import dask.order
 import torch
+from _header import header
+from dask._task_spec import Task as DaskTask
+from dask._task_spec import TaskRef
+from distributed import Client, LocalCluster, get_task_stream
+
+from openautoglm.core.cluster import Cluster
+from openautoglm.engine.engine import Engine
+from openautoglm.core.graph import TaskGraph
+from openautoglm.core.loaders import load_wfcommons
+from openautoglm.history.store import History
+from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.schedulers import schedule
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-import dask.order  # noqa: E402
-from dask._task_spec import Task as DaskTask  # noqa: E402
-from dask._task_spec import TaskRef  # noqa: E402
-from distributed import Client, LocalCluster, get_task_stream  # noqa: E402
-
-from openautoglm.core.cluster import Cluster  # noqa: E402
-from openautoglm.engine.engine import Engine  # noqa: E402
-from openautoglm.core.graph import TaskGraph
-from openautoglm.core.loaders import load_wfcommons  # noqa: E402
-from openautoglm.history.store import History  # noqa: E402
-from openautoglm.pipeline.pipeline import Pipeline, Task  # noqa: E402
-from openautoglm.schedulers import schedule  # noqa: E402
 
 WORKFLOWS = ROOT.parent / "shared" / "workflows" / "pegasus"
 # The traces where the simulator predicts the most headroom over Dask, and one with little.
@@ -195,11 +193,8 @@ def main() -> None:
 
 def write_table(rows: list[dict], hist: dict, headroom: tuple[float, int, int],
                 args: argparse.Namespace) -> None:
-    cmd = (f"nice .venv/bin/python benchmarks/real_execution.py --makespan {args.makespan:g} "
-           f"--reps {args.reps} --history-runs {args.history_runs}")
-    lines = [
-        "# Real execution: planned priorities vs Dask's own ordering",
-        "",
+    lines = header("Real execution: planned priorities vs Dask's own ordering")
+    lines += [
         f"Tasks sleep for their trace runtimes, scaled so HEFT's plan lasts {args.makespan:g} s on "
         f"{N_WORKERS} workers x 1 thread (LocalCluster, processes=False). `dask`: plain "
         "`client.get` on a default LocalCluster (Dask's ordering, placement, work stealing); "
@@ -209,8 +204,8 @@ def write_table(rows: list[dict], hist: dict, headroom: tuple[float, int, int],
         "thread taking the ready task first in `dask.order`. The traces were chosen where the "
         "simulator predicts the most headroom, plus one with little (seismology): over all "
         f"{headroom[2]} traces of 20-250 tasks it predicts a geometric mean planned/dask of "
-        f"{headroom[0]:.3f}, and <= 0.90 on only {headroom[1]} of them. "
-        f"Machine: {platform.machine()}, 2 cores shared with other users (noisy).",
+        f"{headroom[0]:.3f}, and <= 0.90 on only {headroom[1]} of them. The machine is shared "
+        "(noisy): compare the two columns of one row.",
         "",
         "| trace | tasks | sim planned/dask | real dask (s) | real planned (s) | real planned/dask | gain kept (real gain / sim gain) |",
         "|---|---|---|---|---|---|---|",
@@ -235,7 +230,7 @@ def write_table(rows: list[dict], hist: dict, headroom: tuple[float, int, int],
     for trace, runs in hist.items():
         cells = [f"{p:.2f} / {m:.2f} ({m / p - 1:+.1%})" for p, m in runs]
         lines.append(f"| {trace} | " + " | ".join(cells) + " |")
-    lines += ["", f"Regenerate: `{cmd}`", ""]
+    lines.append("")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines))
     print("\n".join(lines))

@@ -9,14 +9,13 @@ a given priority (the learned scheduler's inner loop), and HEFT on the pure-Pyth
 
 Regenerate the table:
 
-    PYTHONPATH=src nice .venv/bin/python benchmarks/scheduler_speed.py
+    nice python benchmarks/scheduler_speed.py
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import math
-import platform
 import statistics
 import sys
 import time
@@ -24,11 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+from _header import header
+
 import openautoglm as oag
-from openautoglm.core import _kernels
+from openautoglm import _numba
 from openautoglm.simulate import _kernel
 
-COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/scheduler_speed.py"
 OUT = Path(__file__).resolve().parent / "results" / "scheduler_speed.md"
 
 
@@ -90,26 +90,22 @@ def main() -> None:
         paper_t, sp = timed(lambda: oag.HEFTScheduler().schedule(g, c), args.repeats)
         prio = np.random.default_rng(0).random(n)
         list_t, _ = timed(lambda: oag.list_schedule(g, c, prio), args.repeats)
-        _kernel.HAVE_NUMBA = _kernels.HAVE_NUMBA = False  # the pure-Python reference path
+        _kernel.HAVE_NUMBA = _numba.HAVE_NUMBA = False  # the pure-Python reference path
         try:
             py_t, spy = timed(lambda: matched.schedule(g, c), max(1, args.repeats // 2))
         finally:
-            _kernel.HAVE_NUMBA = _kernels.HAVE_NUMBA = have_numba
+            _kernel.HAVE_NUMBA = _numba.HAVE_NUMBA = have_numba
         assert spy.placements == s.placements
         rows.append((n, len(g.edge_src), ours_t, s.makespan, paper_t, sp.makespan, list_t,
                      py_t, saga_t, saga_ms))
         print(rows[-1], flush=True)
-    lines = [
-        "# Scheduler speed: our HEFT vs anrg-saga 2.0.2 HeftScheduler",
-        "",
-        f"Regenerate: `{COMMAND}`",
-        "",
+    lines = header("Scheduler speed: our HEFT vs anrg-saga 2.0.2 HeftScheduler")
+    lines += [
         f"Random layered DAGs (`random_dag(n, fat=0.5, density=0.3, jump=2, ccr=1.0, seed=0)`), "
         f"{W} workers with speeds 1-4, bandwidth 1. Medians of {args.repeats} runs (ours) and "
         f"{args.saga_repeats} runs (saga), in one process, on a shared 2-core machine that other "
         "jobs were using (expect noise of tens of percent in absolute times; the ratio is "
-        "measured side by side). Python "
-        f"{platform.python_version()}, numpy {np.__version__}.",
+        "measured side by side).",
         "",
         "| tasks | edges | HEFT (saga ranks) | makespan | HEFT (paper ranks) | makespan "
         "| list_schedule (given priority) | HEFT, pure Python | saga HEFT | saga makespan "

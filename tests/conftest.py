@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import networkx as nx
@@ -56,3 +57,29 @@ def workflows_dir() -> Path:
                     "(they live in ../shared/workflows beside the repository)")
     return WORKFLOWS.resolve()
 
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """torch on one thread for the whole session (the machine is shared; BRIEF.md).
+
+    Test modules are imported before any fixture runs, so every module that imports torch at
+    the top has done so by now; torch is not imported for sessions that never use it. A test
+    about threads sets its own count and restores 1.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield
+
+
+#: Two key alphabets for the same shapes: task names must never change a plan.
+ALPHABETS = {
+    "ints": lambda k: k,
+    "reversed tuples": lambda k: ("task", -k),  # sorts the other way round, not strings
+}
+
+
+@pytest.fixture(params=sorted(ALPHABETS))
+def alphabet(request):
+    """A renaming of small-int task keys; a test using it runs once per key alphabet."""
+    return ALPHABETS[request.param]

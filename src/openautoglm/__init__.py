@@ -1,7 +1,7 @@
 """openautoglm: GNN-based task orchestration, learned DAG scheduling executed on Dask."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from openautoglm._version import __version__
 
 from typing import TYPE_CHECKING, Any
 

@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["HAVE_NUMBA", "jit", "python"]
+__all__ = ["HAVE_NUMBA", "SMALL", "jit", "python", "worth_compiling"]
 
 #: numba is importable (and not disabled with OPENAUTOGLM_NO_NUMBA=1).
 HAVE_NUMBA = (importlib.util.find_spec("numba") is not None
               and not os.environ.get("OPENAUTOGLM_NO_NUMBA"))
+
+
+#: Below this many tasks, one call's Python loop takes milliseconds while importing numba and
+#: loading the cached kernels takes about a second (several on a loaded machine).
+SMALL = 256
+
+
+def worth_compiling(n: int) -> bool:
+    """Whether a one-off kernel call over ``n`` tasks should run compiled.
+
+    True when numba is there and the call is large or numba is loaded already (then the
+    compiled call is cheap). Both paths give the same numbers (the tests compare them); this
+    only keeps ``oag.schedule(small_graph, cluster, "heft")`` from paying numba's import.
+    Searches that call a kernel thousands of times (``ListEvaluator``) compile regardless.
+    """
+    return HAVE_NUMBA and (n >= SMALL or "numba" in sys.modules)
 
 
 def jit(namespace: dict[str, Any], helpers: Sequence[str]) -> None:

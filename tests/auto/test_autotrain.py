@@ -3,6 +3,7 @@ weights-only export, and a real resume after killing a search process."""
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 torch = pytest.importorskip("torch")
+import sqlalchemy.exc  # noqa: E402  (optuna's storage layer)
 
 from openautoglm.auto.autotrain.trainer import AutoTrainer  # noqa: E402
 from openautoglm.auto.autotrain.config import AutoTrainConfigError, load_config  # noqa: E402
@@ -219,24 +221,35 @@ def test_killed_search_resumes_without_losing_trials(tmp_path):
     proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env)
     storage = f"sqlite:///{tmp_path / 'study.sqlite'}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, "the search finished before it could be interrupted"
+        # Watch the study at full speed; when it shows two finished trials and one that has
+        # started training (it reports 6-8 losses in all), freeze the search (SIGSTOP) and look
+        # again: what the frozen look sees is exactly what the kill leaves behind, so no trial
+        # can finish between the look and the kill, however loaded the machine.
+        deadline = time.monotonic() + 600
+
+        def look() -> tuple[list, list]:
             try:
                 trials = optuna.load_study(study_name="autotrain", storage=storage).trials
-            except KeyError:  # study not created yet
+            except (KeyError, sqlalchemy.exc.OperationalError):  # no study yet / mid-commit
                 trials = []
             done = [t for t in trials if t.state.name == "COMPLETE"]
-            # A trial early in training (it reports 6-8 losses in all): it has reported one to
-            # three, so it is still running when the kill lands even on a loaded machine.
             running = [t for t in trials if t.state.name == "RUNNING"
                        and 1 <= len(t.intermediate_values) <= 3]
+            return done, running
+
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "the search finished before it could be interrupted"
+            done, running = look()
             if len(done) >= 2 and running:
-                break
+                proc.send_signal(signal.SIGSTOP)
+                done, running = look()
+                if len(done) >= 2 and running:
+                    break
+                proc.send_signal(signal.SIGCONT)
             time.sleep(0.05)
         else:
-            pytest.fail("the search did not reach 2 finished trials in 120 s")
-        proc.kill()  # SIGKILL: no cleanup, exactly like a crash
+            pytest.fail("the search did not reach 2 finished trials in 600 s")
+        proc.kill()  # SIGKILL while frozen: no cleanup, exactly like a crash
         proc.wait(10)
     finally:
         if proc.poll() is None:

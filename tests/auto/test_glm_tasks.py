@@ -11,7 +11,6 @@ from openautoglm.glm import GLMConfig, load_checkpoint
 from openautoglm.auto.glm_tasks import TrainedGLM, glm_cost, glm_pipeline, glm_tasks
 from openautoglm.pipeline.pipeline import Pipeline
 
-torch.set_num_threads(1)
 
 TINY = {"n_layers": 1, "hidden": 16, "heads": 2, "max_len": 32}
 

@@ -19,8 +19,6 @@ from openautoglm.history.store import History
 from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
 from openautoglm.simulate.list_scheduler import list_schedule
 
-torch.set_num_threads(1)
-
 
 def nap(seconds: float, *args: object) -> float:
     time.sleep(seconds)

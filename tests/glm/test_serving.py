@@ -24,8 +24,6 @@ from openautoglm.glm import (
 )
 from openautoglm.glm.serving import fixed_table, serve_many, validate_table
 
-torch.set_num_threads(1)
-
 
 class Recorder:
     """A batch function that records each batch it is given (and can hold the first one)."""

@@ -10,7 +10,6 @@ from torch import fx, nn
 from openautoglm import ops
 from openautoglm.ops import fusion
 
-torch.set_num_threads(1)
 
 FUSED_LN = torch.ops.openautoglm.fused_layernorm_gelu.default if ops.is_available() else None
 FUSED_BIAS = torch.ops.openautoglm.fused_bias_gelu.default if ops.is_available() else None

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from openautoglm import ops
 
-torch.set_num_threads(1)
 
 DEVICES = [
     "cpu",

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from openautoglm import _numba
-from openautoglm._numba import HAVE_NUMBA
 
 __all__ = ["ranks"]
 
@@ -62,7 +61,7 @@ def ranks(direction: str, w: np.ndarray, ptr: np.ndarray, idx: np.ndarray, cb: n
           ) -> np.ndarray:
     """Upward/downward rank over the pred CSR: compiled when numba is there, else the same loop."""
     name = "_upward" if direction == "up" else "_downward"
-    if not HAVE_NUMBA:
+    if not _numba.worth_compiling(len(w)):
         # Uncompiled, the loop reads Python lists faster than numpy scalars.
         return np.asarray(_python(name)(list(map(float, w)), ptr.tolist(), idx.tolist(),
                                         list(map(float, cb))), dtype=np.float64)

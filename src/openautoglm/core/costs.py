@@ -18,7 +18,8 @@ from openautoglm.core import _kernels
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 
-__all__ = ["Ranks", "ranks", "upward_rank", "downward_rank", "mean_costs", "task_durations"]
+__all__ = ["Ranks", "ranks", "upward_rank", "downward_rank", "mean_costs", "task_durations",
+           "amdahl", "gang_duration", "transfer_time", "edge_transfer_times"]
 
 
 def mean_costs(graph: TaskGraph, cluster: Cluster) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +30,27 @@ def mean_costs(graph: TaskGraph, cluster: Cluster) -> tuple[np.ndarray, np.ndarr
     """
     wbar = graph.exec_time(cluster).mean(axis=1)
     if cluster.n_workers == 1:
-        return wbar, np.zeros_like(graph.pred_size)
-    return wbar, graph.pred_size / cluster.bandwidth
+        return wbar, np.zeros_like(graph.pred_size, dtype=np.float64)
+    return wbar, transfer_time(graph.pred_size, cluster)
+
+
+def transfer_time(size: np.ndarray | float, cluster: Cluster) -> np.ndarray:
+    """Seconds to move ``size`` bytes between two different workers: ``size / bandwidth``.
+
+    Between tasks on the same worker a transfer is free; callers choose where it applies.
+
+    >>> transfer_time([2.0, 4.0], Cluster.homogeneous(2, bandwidth=2.0)).tolist()
+    [1.0, 2.0]
+    """
+    return np.asarray(size, dtype=np.float64) / float(cluster.bandwidth)
+
+
+def edge_transfer_times(graph: TaskGraph, cluster: Cluster) -> np.ndarray:
+    """Transfer time of every edge in the graph's edge order (``edge_src``/``edge_dst``), with
+    the single-worker convention of :func:`mean_costs`: 0 on one worker, where nothing moves."""
+    if cluster.n_workers == 1:
+        return np.zeros(len(graph.edge_src), dtype=np.float64)
+    return transfer_time(graph.edge_size, cluster)
 
 
 def upward_rank(graph: TaskGraph, wbar: np.ndarray, cbar_pred: np.ndarray | None = None
@@ -77,8 +97,25 @@ def task_durations(graph: TaskGraph, cluster: Cluster, cores: np.ndarray | None 
     et = graph.exec_time(cluster)
     if cores is None:
         return et
-    p = graph.parallel[:, None]
-    return et * ((1.0 - p) + p / cores)
+    return et * amdahl(graph.parallel[:, None], cores)
+
+
+def amdahl(parallel: np.ndarray | float, cores: np.ndarray | float) -> np.ndarray | float:
+    """The run-time factor of a task whose fraction ``parallel`` runs on ``cores`` cores.
+
+    ``(1 - p) + p / k`` (Amdahl's law): a one-core run time times this factor is the run time on
+    ``k`` cores; divide by it to go back (history turns a measured duration into a cost so).
+
+    >>> amdahl(0.5, 2), amdahl(1.0, 4), amdahl(0.0, 8)
+    (0.75, 0.25, 1.0)
+    """
+    return (1.0 - parallel) + parallel / cores
+
+
+def gang_duration(et_row: np.ndarray, parallel: float, members: tuple[int, ...], cores: int) -> float:
+    """Run time of a gang task on ``members`` with ``cores`` cores each: the slowest member's
+    one-core run time times :func:`amdahl` (a gang runs at its slowest member's pace)."""
+    return max(float(et_row[w]) for w in members) * amdahl(parallel, cores)
 
 
 class Ranks(NamedTuple):
@@ -124,57 +161,12 @@ def ranks(graph: TaskGraph, cluster: Cluster) -> Ranks:
         >>> float(r.cp), float(r.rank_u[0]), float(r.rank_u0[0])
         (9.0, 9.0, 5.0)
     """
-    exec_time = np.asarray(graph.exec_time(cluster), dtype=np.float64)
-    n = exec_time.shape[0]
-    w_bar = exec_time.mean(axis=1) if n else np.zeros(0)
-    # On one worker nothing ever moves (HEFT's convention too): communication is free.
-    bw = float(cluster.bandwidth) if cluster.n_workers > 1 else np.inf
-    comm = np.asarray(graph.edge_size, dtype=np.float64) / bw
-    if len(comm) > _DENSE * n:
-        return _ranks_by_level(graph, w_bar, comm, bw)
-    succ_ptr = np.asarray(graph.succ_ptr).tolist()
-    succ_idx = np.asarray(graph.succ_idx).tolist()
-    pred_ptr = np.asarray(graph.pred_ptr).tolist()
-    pred_idx = np.asarray(graph.pred_idx).tolist()
-    succ_comm = (np.asarray(graph.succ_size, dtype=np.float64) / bw).tolist()
-    pred_comm = (np.asarray(graph.pred_size, dtype=np.float64) / bw).tolist()
-    w = w_bar.tolist()
-    # Tasks are stored in topological order: one backward and one forward sweep.
-    ru = [0.0] * n
-    ru0 = [0.0] * n
-    for i in range(n - 1, -1, -1):
-        best = best0 = 0.0
-        for e in range(succ_ptr[i], succ_ptr[i + 1]):
-            j = succ_idx[e]
-            v = succ_comm[e] + ru[j]
-            if v > best:
-                best = v
-            if ru0[j] > best0:
-                best0 = ru0[j]
-        ru[i] = w[i] + best
-        ru0[i] = w[i] + best0
-    rd = [0.0] * n
-    lv = [0] * n
-    for i in range(n):
-        best = 0.0
-        depth = 0
-        for e in range(pred_ptr[i], pred_ptr[i + 1]):
-            p = pred_idx[e]
-            v = rd[p] + w[p] + pred_comm[e]
-            if v > best:
-                best = v
-            if lv[p] + 1 > depth:
-                depth = lv[p] + 1
-        rd[i] = best
-        lv[i] = depth
-    rank_u = np.asarray(ru)
-    rank_d = np.asarray(rd)
-    cp = float((rank_u + rank_d).max()) if n else 0.0
-    return Ranks(w_bar, comm, rank_u, np.asarray(rd), np.asarray(ru0), np.asarray(lv, dtype=np.float64), cp)
-
-
-#: Above this many edges per task, ranks are computed level by level with numpy.
-_DENSE = 4
+    w_bar, cbar = mean_costs(graph, cluster)
+    rank_u = upward_rank(graph, w_bar, cbar)
+    rank_d = downward_rank(graph, w_bar, cbar)
+    cp = float((rank_u + rank_d).max()) if len(graph) else 0.0
+    return Ranks(w_bar, edge_transfer_times(graph, cluster), rank_u, rank_d,
+                 upward_rank(graph, w_bar), _levels(graph).astype(np.float64), cp)
 
 
 def _levels(graph: TaskGraph) -> np.ndarray:
@@ -198,32 +190,3 @@ def _levels(graph: TaskGraph) -> np.ndarray:
         frontier = children[indeg[children] == 0]
         depth += 1
     return level
-
-
-def _ranks_by_level(graph: TaskGraph, w_bar: np.ndarray, comm: np.ndarray, bw: float) -> Ranks:
-    """The same ranks as the per-task sweep, one numpy pass per DAG level (dense graphs)."""
-    n = len(graph)
-    level = _levels(graph)
-    src = np.asarray(graph.edge_src, dtype=np.int64)
-    dst = np.asarray(graph.edge_dst, dtype=np.int64)
-    n_levels = int(level.max()) + 1 if n else 0
-    by_src = np.argsort(level[src], kind="stable")
-    src_cut = np.searchsorted(level[src][by_src], np.arange(n_levels + 1))
-    by_dst = np.argsort(level[dst], kind="stable")
-    dst_cut = np.searchsorted(level[dst][by_dst], np.arange(n_levels + 1))
-    nodes = np.argsort(level, kind="stable")
-    node_cut = np.searchsorted(level[nodes], np.arange(n_levels + 1))
-    ru, ru0, rd = np.zeros(n), np.zeros(n), np.zeros(n)
-    best, best0 = np.zeros(n), np.zeros(n)
-    for lv in range(n_levels - 1, -1, -1):
-        e = by_src[src_cut[lv]:src_cut[lv + 1]]
-        np.maximum.at(best, src[e], comm[e] + ru[dst[e]])
-        np.maximum.at(best0, src[e], ru0[dst[e]])
-        v = nodes[node_cut[lv]:node_cut[lv + 1]]
-        ru[v] = w_bar[v] + best[v]
-        ru0[v] = w_bar[v] + best0[v]
-    for lv in range(1, n_levels):
-        e = by_dst[dst_cut[lv]:dst_cut[lv + 1]]
-        np.maximum.at(rd, dst[e], rd[src[e]] + w_bar[src[e]] + comm[e])
-    cp = float((ru + rd).max()) if n else 0.0
-    return Ranks(w_bar, comm, ru, rd, ru0, level.astype(np.float64), cp)

@@ -28,7 +28,6 @@ from collections import deque
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
 
 from openautoglm._typing import TaskKey
@@ -36,6 +35,8 @@ from openautoglm._validate import InputError, check_number, short
 from openautoglm.core.gang import check_gang_size, gang_cost
 
 if TYPE_CHECKING:
+    import networkx as nx
+
     from openautoglm.core.cluster import Cluster
 
 __all__ = ["TaskGraph", "CycleError"]
@@ -140,6 +141,8 @@ class TaskGraph:
             ...
             openautoglm.core.graph.CycleError: Cycle detected between the following tasks: a -> b -> a
         """
+        import networkx as nx
+
         if not isinstance(G, nx.DiGraph) or G.is_multigraph():
             raise InputError(f"expected a networkx.DiGraph, got {type(G).__name__}; "
                             "build one with nx.DiGraph() (multigraphs are not supported)")
@@ -317,6 +320,8 @@ class TaskGraph:
             [('a', 0)]
         """
         f = mapping.__getitem__ if isinstance(mapping, dict) else mapping
+        import networkx as nx
+
         H = nx.relabel_nodes(self._G, mapping, copy=True)
         return TaskGraph(H, [f(k) for k in self.tasks], self.cost, self.costs, self.parallel,
                          self.edge_src, self.edge_dst, self.edge_size.copy())
@@ -345,6 +350,8 @@ def _topological_order(G: nx.DiGraph) -> list[Hashable]:
                 queue.append(c)
     if len(order) != len(indeg):
         rest = G.subgraph(k for k, d in indeg.items() if d > 0)
+        import networkx as nx
+
         cycle = [u for u, _ in nx.find_cycle(rest)]
         text = " -> ".join(str(k) for k in cycle + cycle[:1])
         raise CycleError(f"Cycle detected between the following tasks: {text}")

@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from openautoglm._validate import InputError, check_number, load_json, read_text, short
@@ -75,6 +74,8 @@ def load_wfcommons(path: str | Path, bandwidth: float = 1.0) -> TaskGraph:
     else:
         raise InputError(f"{path}: WfFormat schemaVersion {short(version)} is not supported; "
                          "supported versions are 1.4 and 1.5 (also 1.2, 1.3 traces in the 1.4 layout)")
+    import networkx as nx  # imported on use: `import openautoglm` stays light
+
     G = nx.DiGraph()
     for key, attrs in nodes:
         G.add_node(key, **attrs)
@@ -270,6 +271,8 @@ def random_dag(n: int, fat: float = 0.5, density: float = 0.5, regularity: float
         return np.clip(rng.lognormal(mu, 0.75, k), lo, hi)
 
     costs = draw(n)
+    import networkx as nx
+
     G = nx.DiGraph()
     for i in range(n):
         G.add_node(i, cost=float(costs[i]))

@@ -25,12 +25,14 @@ def installed_version() -> str | None:
     """The version of openautoglm this process imports (or would import), or ``None``.
 
     Read without importing the package (that would pull torch into a scheduler's event loop):
-    the module already imported, else the ``__version__`` line of the ``__init__.py`` that the
-    import system finds now (a source tree on ``PYTHONPATH`` included).
+    the module already imported, else the ``__version__`` line of the ``_version.py`` (or
+    ``__init__.py``) beside the package the import system finds now (a source tree on
+    ``PYTHONPATH`` included).
     """
     import ast
     import importlib
     import importlib.util
+    import os
     import sys
 
     module = sys.modules.get(DIST)
@@ -40,8 +42,11 @@ def installed_version() -> str | None:
     spec = importlib.util.find_spec(DIST)
     if spec is None or not spec.origin or not spec.origin.endswith(".py"):
         return None
-    with open(spec.origin, encoding="utf-8") as f:
-        tree = ast.parse(f.read(), spec.origin)
+    origin = os.path.join(os.path.dirname(spec.origin), "_version.py")  # the version's leaf
+    if not os.path.isfile(origin):
+        origin = spec.origin
+    with open(origin, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), origin)
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets):

@@ -49,17 +49,6 @@ def _prefix(key: Hashable) -> str:
     return key_split(key)
 
 
-def _identities(graph: TaskGraph) -> dict[Hashable, str]:
-    """History identity per node: its ``identity`` attribute, a pipeline task's name, or the prefix."""
-    from openautoglm.history.cost_model import task_identity
-
-    out = {}
-    for k, a in graph.nx.nodes(data=True):
-        task = a.get("task")
-        out[k] = a.get("identity") or (task.name if task is not None else task_identity(k))
-    return out
-
-
 def _build_dsk(graph: TaskGraph, inputs: dict[str, Any], run_id: str, cores: dict[Hashable, int]
                ) -> tuple[dict[Hashable, Any], dict[Hashable, Hashable], dict[Hashable, str]]:
     """The Dask task dict of a graph, the Dask key of each node, and each node's output key."""

@@ -38,7 +38,6 @@ from openautoglm.engine.dispatch import (
     EngineError,
     _annotations,
     _build_dsk,
-    _identities,
     _prefix,
 )
 from openautoglm.engine.drift import annotate_estimates, pop_corrections
@@ -54,6 +53,8 @@ from openautoglm.engine.plugins import (
 )
 from openautoglm.engine.record import collect_run
 from openautoglm.engine.report import RunResult
+from openautoglm.history.cost_model import node_identities
+from openautoglm.schedulers import schedule
 
 if TYPE_CHECKING:
     from openautoglm.history.store import History
@@ -264,10 +265,8 @@ class Engine:
         Returns:
             The (refined) graph and its schedule.
         """
-        from openautoglm.schedulers import schedule
-
         if history is not None:
-            graph = history.refine(graph, identities=_identities(graph))
+            graph = history.refine(graph)
         cluster = cluster or self.cluster_model()
         started = time.perf_counter()
         plan = schedule(graph, cluster, policy=policy)
@@ -426,7 +425,7 @@ class Engine:
             annotate_estimates(self.client, annotations, plan, dkey, backup)
         if history is not None:
             durations = history.durations()
-            seed = {_prefix(dkey[k]): durations[i] for k, i in _identities(graph).items()
+            seed = {_prefix(dkey[k]): durations[i] for k, i in node_identities(graph).items()
                     if i in durations}
             if seed:
                 self.client.run_on_scheduler(seed_durations, durations=seed)
@@ -451,7 +450,7 @@ class Engine:
             self.client.run_on_scheduler(pop_records, run_id=run_id)
             raise RunCancelledError(f"run {run_id} was cancelled; nothing of it is recorded")
         corrections = pop_corrections(self.client, run_id) if estimates else []
-        result = collect_run(self, graph, plan, workers, futures, outcome, inputs, out, dkey,
+        result = collect_run(self.client, graph, plan, workers, futures, outcome, inputs, out, dkey,
                              run_id, started, history, name, policy, watch)
         result.corrections = corrections
         return result

@@ -26,7 +26,7 @@ from typing import Any
 
 import cloudpickle
 
-from openautoglm import __version__
+from openautoglm._version import __version__
 from openautoglm.engine import _remote
 
 # Processes without openautoglm must be able to unpickle and run this module's code.

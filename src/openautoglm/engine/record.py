@@ -11,16 +11,20 @@ from collections import defaultdict
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from openautoglm.core.costs import amdahl
 from openautoglm.engine.failures import (fault_rows, gather_outputs, scheduler_lost_error,
                                          stop_error)
 from openautoglm.engine.faults import RunWatch, pop_losses
 from openautoglm.engine.plugins import RECORDER
 from openautoglm.engine.report import RunResult
+from openautoglm.history.cost_model import node_identities
+from openautoglm.history.rows import Execution, Transfer
 
 if TYPE_CHECKING:
+    from distributed import Client
+
 
     from openautoglm.core.graph import TaskGraph
-    from openautoglm.engine.engine import Engine
     from openautoglm.history.store import History
     from openautoglm.simulate.schedule import Schedule
 
@@ -28,19 +32,19 @@ __all__ = ["collect_run"]
 
 
 # -- turning Dask's records into a result ----------------------------------------------------
-def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
+def collect_run(client: Client, graph: TaskGraph, plan: Schedule, workers: list[dict[str, Any]],
                 futures: dict[Hashable, Any], outcome: str, inputs: dict[str, Any],
                 out: dict[Hashable, str], dkey: dict[Hashable, Hashable], run_id: str,
                 started: float, history: History | None, name: str, policy: str,
                 watch: RunWatch) -> RunResult:
     """Gather outputs and records of a finished (or stopped) run; store it; raise on failure.
 
-    ``outcome`` is the engine's wait loop's (``"ok"``, ``"error"``, ``"timeout"``...).
+    ``outcome`` is the engine's wait loop's (``"ok"``, ``"error"``, ``"timeout"``...). Takes
+    the Dask client the run was submitted through, not the Engine: this module sits below
+    ``engine.py`` and imports nothing of it.
     """
-    from openautoglm.engine.dispatch import _identities
     from openautoglm.engine.plugins import pop_failures, pop_records
 
-    client = engine.client
     outcome, gathered = gather_outputs(client, futures, outcome, watch)
     if outcome == "scheduler-lost":  # nothing more can be asked of the cluster
         done = sum(f.status == "finished" for f in futures.values())
@@ -57,7 +61,7 @@ def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[
     node_of = {v: k for k, v in dkey.items()}
     addr = [w["address"] for w in workers]
     windex = {a: i for i, a in enumerate(addr)}
-    ident = _identities(graph)
+    ident = node_identities(graph)
     times, executions, transfers = _tables(graph, plan, records, node_of, windex, ident, addr)
     failures = []
     for a in attempts:
@@ -91,8 +95,6 @@ def collect_run(engine: Engine, graph: TaskGraph, plan: Schedule, workers: list[
 def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
             node_of: dict[Hashable, Hashable], windex: dict[str, int], ident: dict[Hashable, str],
             addr: list[str]) -> tuple[list[dict[str, Any]], list[Any], list[Any]]:
-    from openautoglm.history.store import Execution
-
     by_node = {node_of[r["key"]]: r for r in records if r["key"] in node_of}
     compute = {}
     for k, r in by_node.items():
@@ -101,13 +103,13 @@ def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
     t0 = min((s for s, _ in compute.values() if s is not None), default=0.0)
     times, executions, transfers = [], [], []
     speeds = plan.cluster.speeds
+    par = graph.parallel.tolist()
     for k in graph.tasks:
         p = plan.placements.get(k)
         r = by_node.get(k)
         start, stop = compute.get(k, (None, None))
         w = windex.get(r["worker"], -1) if r else None
         cores = int(plan.cores.get(k, 1))
-        par = float(graph.nx.nodes[k].get("parallel", 0.0) or 0.0)
         row = {
             "task": k, "identity": ident[k], "status": r["status"] if r else "cancelled",
             "worker": w, "start": None if start is None else start - t0,
@@ -126,7 +128,7 @@ def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
         speed = float(speeds[w]) if w is not None and 0 <= w < len(speeds) else 1.0
         executions.append(Execution(
             task=str(k), identity=ident[k], status="ok", worker=r["worker"], start=start, end=stop,
-            duration=row["duration"], cost=row["duration"] * speed / ((1 - par) + par / cores),
+            duration=row["duration"], cost=row["duration"] * speed / amdahl(par[graph.index[k]], cores),
             cores=cores, input_size=int(sum(deps.values())), output_size=int(r["nbytes"]),
             bytes_moved=int(sum(moved.values())), planned_start=row["planned_start"],
             planned_finish=row["planned_finish"]))
@@ -138,8 +140,6 @@ def _tables(graph: TaskGraph, plan: Schedule, records: list[dict[str, Any]],
 def _transfers(k: Hashable, r: dict[str, Any], moved: dict[Hashable, int],
                by_node: dict[Hashable, dict[str, Any]], ident: dict[Hashable, str]) -> list[Any]:
     """One Transfer per moved dependency; a gather's time is shared by bytes among its keys."""
-    from openautoglm.history.store import Transfer
-
     spent: dict[str, float] = defaultdict(float)
     for s in r["startstops"]:
         if s.get("action") == "transfer":
@@ -158,8 +158,6 @@ def _transfers(k: Hashable, r: dict[str, Any], moved: dict[Hashable, int],
 
 
 def _failed_execution(a: dict[str, Any], k: Hashable, identity: str, times: list[dict[str, Any]]) -> Any:
-    from openautoglm.history.store import Execution
-
     dur = a["stop"] - a["start"] if a["start"] is not None and a["stop"] is not None else None
     # A task past its Task(timeout=...) raised TaskTimeoutError (exception_text is its repr).
     timed_out = str(a["exception_text"] or "").startswith("TaskTimeoutError(")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from openautoglm._typing import TaskKey
 
-__all__ = ["CostEstimate", "task_identity"]
+__all__ = ["CostEstimate", "node_identities", "task_identity"]
 
 
 def task_identity(key: TaskKey) -> str:
@@ -41,6 +41,29 @@ def _safe_identity(key: TaskKey) -> str:
         return task_identity(key)
     except Exception:
         return str(key)
+
+
+def node_identities(graph: Any) -> dict[TaskKey, str]:
+    """The identity of every node of a task graph: the one rule the engine and history share.
+
+    A node's ``"identity"`` attribute, else its pipeline task's name (``"task"`` attribute),
+    else :func:`task_identity` of its key (the key itself when Dask cannot split it).
+
+    Args:
+        graph: a :class:`~openautoglm.core.graph.TaskGraph` or its ``networkx.DiGraph``.
+
+    Example:
+        >>> import networkx as nx
+        >>> G = nx.DiGraph([("inc-8f3a", "sum-4ad2")]); G.nodes["sum-4ad2"]["identity"] = "total"
+        >>> node_identities(G)
+        {'inc-8f3a': 'inc', 'sum-4ad2': 'total'}
+    """
+    G = getattr(graph, "nx", graph)
+    out = {}
+    for k, a in G.nodes(data=True):
+        task = a.get("task")
+        out[k] = a.get("identity") or (task.name if task is not None else _safe_identity(k))
+    return out
 
 
 class CostEstimate(NamedTuple):

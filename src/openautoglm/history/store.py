@@ -33,18 +33,18 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from openautoglm._typing import TaskKey
-from openautoglm.history.cost_model import CostEstimate, _fit, _Model, _safe_identity
 from openautoglm._validate import InputError, check_number, short
+from openautoglm.core.graph import TaskGraph
+from openautoglm.history.cost_model import CostEstimate, _fit, _Model, node_identities
+from openautoglm.history.rows import Execution, Transfer, as_row
 
-if TYPE_CHECKING:
-    from openautoglm.core.graph import TaskGraph
 
 __all__ = ["History", "HistoryError", "Execution", "Transfer", "default_history_path"]
 
@@ -94,48 +94,6 @@ def default_history_path() -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "openautoglm" / "history.sqlite"
-
-
-@dataclass
-class Execution:
-    """One attempt of one task, as stored in the history.
-
-    ``status`` is ``"ok"`` for a result kept in memory, ``"error"`` for an attempt that raised
-    (retried or final), ``"timeout"`` for an attempt past its ``Task(timeout=)`` or cut by
-    ``engine.run(timeout=)``, ``"worker-died"`` for an attempt whose worker died while running
-    it, ``"cancelled"`` for a task that never ran because the run stopped.
-    """
-
-    task: str
-    identity: str
-    status: str = "ok"
-    worker: str | None = None
-    start: float | None = None
-    end: float | None = None
-    duration: float | None = None
-    cost: float | None = None
-    cores: int = 1
-    input_size: int = 0
-    output_size: int | None = None
-    bytes_moved: int = 0
-    error: str | None = None
-    attempt: int = 1
-    planned_start: float | None = None
-    planned_finish: float | None = None
-
-
-@dataclass
-class Transfer:
-    """Data moved from one task's worker to another's before the second task ran."""
-
-    src_task: str
-    dst_task: str
-    src_identity: str
-    dst_identity: str
-    nbytes: int = 0
-    duration: float = 0.0
-    src_worker: str | None = None
-    dst_worker: str | None = None
 
 
 class History:
@@ -268,8 +226,8 @@ class History:
         run_id = run_id or uuid.uuid4().hex
         ex_cols = [f.name for f in fields(Execution)]
         tr_cols = [f.name for f in fields(Transfer)]
-        ex_rows = [_row(e, Execution, ex_cols) for e in executions]
-        tr_rows = [_row(t, Transfer, tr_cols) for t in transfers]
+        ex_rows = [as_row(e, Execution, ex_cols) for e in executions]
+        tr_rows = [as_row(t, Transfer, tr_cols) for t in transfers]
         ex_sql = (
             f"INSERT INTO oag_executions (run_id, pipeline, {', '.join(ex_cols)}) "
             f"VALUES (?, ?, {', '.join('?' * len(ex_cols))})"
@@ -411,8 +369,9 @@ class History:
     def refine(self, graph: TaskGraph, *, identities: Mapping[TaskKey, str] | None = None) -> TaskGraph:
         """A copy of ``graph`` whose costs and edge sizes come from history where it has data.
 
-        A node's identity is its ``"identity"`` attribute, else ``identities[key]``, else
-        :func:`task_identity` of its key. Its input size is its ``"input_size"`` attribute, else
+        A node's identity is its ``"identity"`` attribute, else ``identities[key]``, else as
+        :func:`~openautoglm.history.cost_model.node_identities` says (a pipeline task's name,
+        else :func:`task_identity` of its key). Its input size is its ``"input_size"`` attribute, else
         the sum of its dependencies' median output sizes. Nodes with history get ``cost``,
         ``cost_std`` and ``cost_samples`` (a per-worker ``costs`` list is dropped for them);
         edges with a predicted transfer time get it as ``size`` (seconds at bandwidth 1).
@@ -437,13 +396,11 @@ class History:
             (1.0, 5.0)
             >>> h.close()
         """
-        from openautoglm.core.graph import TaskGraph
-
         G = graph.nx.copy()
-        ident = {
-            k: G.nodes[k].get("identity") or (identities or {}).get(k) or _safe_identity(k)
-            for k in G.nodes
-        }
+        ident = node_identities(G)
+        for k, i in (identities or {}).items():
+            if k in ident and not G.nodes[k].get("identity"):
+                ident[k] = i
         for k, attrs in G.nodes(data=True):
             size = attrs.get("input_size")
             if size is None:
@@ -459,52 +416,6 @@ class History:
             if t is not None:
                 attrs["size"] = t
         return TaskGraph.from_networkx(G)
-
-
-def _row(obj: Any, cls: type, cols: list[str]) -> tuple[Any, ...]:
-    if isinstance(obj, cls):
-        # Plain attribute reads: asdict() deep-copies every field (seconds for 50,000 rows).
-        return tuple(getattr(obj, c) for c in cols)
-    elif isinstance(obj, Mapping):
-        unknown = set(obj) - set(cols)
-        if unknown:
-            raise ValueError(
-                f"Unknown {cls.__name__} field(s) {sorted(unknown)}; the fields are {cols}."
-            )
-        d = asdict(cls(**obj))
-    else:
-        raise InputError(f"Expected a {cls.__name__} or a dict of its fields, got "
-                         f"{type(obj).__name__} {short(obj)}.")
-    _check_row(d, cls)
-    return tuple(d[c] for c in cols)
-
-
-#: How each stored field is checked: (kind, minimum). "real"/"int": a number (not a string,
-#: not a bool), finite; "str": text; a field whose dataclass default is None may be None.
-_FIELD_RULES: dict[str, tuple[str, float | None]] = {
-    "duration": ("real", 0.0), "cost": ("real", 0.0), "start": ("real", None),
-    "end": ("real", None), "planned_start": ("real", None), "planned_finish": ("real", None),
-    "cores": ("int", 1), "attempt": ("int", 1), "input_size": ("real", 0.0),
-    "output_size": ("real", 0.0), "bytes_moved": ("real", 0.0), "nbytes": ("real", 0.0),
-}
-
-
-def _check_row(d: dict[str, Any], cls: type) -> None:
-    """Refuse a value that would poison every later estimate (-5 s, inf, a string...)."""
-    optional = {f.name for f in fields(cls) if f.default is None}
-    label = f"{cls.__name__} {short(d.get('task', d.get('src_task')))}"
-    for name, value in d.items():
-        if value is None and name in optional:
-            continue
-        rule = _FIELD_RULES.get(name)
-        if rule is None:
-            if not isinstance(value, str):
-                raise InputError(f"{label}: {name} must be text, got {type(value).__name__} "
-                                 f"{short(value)}")
-            continue
-        kind, minimum = rule
-        check_number(value, f"{label}: {name}", integer=kind == "int", minimum=minimum,
-                     fix="history values must be real measurements")
 
 
 def _retry_locked(fn: Any, timeout: float) -> Any:

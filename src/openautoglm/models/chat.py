@@ -11,7 +11,7 @@ from typing import Any
 
 from openautoglm import _http
 from openautoglm._validate import InputError, check_number, short
-from openautoglm.models.registry import ENV_API_BASE, ENV_API_KEY, ModelError
+from openautoglm.models.registry import ENV_API_BASE, ENV_API_KEY, ModelError, register_resolver
 
 __all__ = ["ChatCompletionsModel"]
 
@@ -183,3 +183,7 @@ class ChatCompletionsModel:
         if not isinstance(content, str):
             raise ModelReplyError(f"{self.name}: choices[0].message.content is {type(content).__name__}, not text")
         return content
+
+
+register_resolver(lambda name: name.startswith("api:") and len(name) > 4,
+                  lambda name: ChatCompletionsModel(name[4:]))

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from openautoglm.models.registry import Model, register_model
+from openautoglm.models.registry import Model, register_model, register_resolver
 
 __all__ = ["LocalGLM"]
 
@@ -188,3 +188,11 @@ def _preset_factory(preset: str) -> Callable[[], Model]:
 
 for _preset in GLM_PRESETS:
     register_model(_preset, _preset_factory(_preset))
+
+
+def _is_checkpoint(name: str) -> bool:
+    p = Path(name).expanduser()
+    return p.is_file() or (p / "config.json").is_file()
+
+
+register_resolver(_is_checkpoint, lambda name: LocalGLM.from_checkpoint(Path(name).expanduser()))

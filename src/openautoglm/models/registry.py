@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["register_model", "get_model", "ModelError"]
@@ -57,7 +56,31 @@ class Model(Protocol):
 # ---------------------------------------------------------------------------------------------
 _FACTORIES: dict[str, Callable[[], Model]] = {}
 _INSTANCES: dict[str, Model] = {}
+_RESOLVERS: list[tuple[Callable[[str], bool], Callable[[str], Model]]] = []
 _LOCK = threading.RLock()
+
+
+def register_resolver(accepts: Callable[[str], bool], build: Callable[[str], Model]) -> None:
+    """Let :func:`get_model` resolve a *form* of name rather than one registered name.
+
+    The backends register theirs when imported (``openautoglm.models`` imports them all, so
+    they are in place whenever this module is): ``chat`` accepts ``"api:<model-id>"``,
+    ``local`` a checkpoint path. Tried in registration order, after the registered names.
+
+    Args:
+        accepts: ``accepts(name)`` is true when ``build(name)`` can make the model (cheap: no
+            model is built; :func:`check_model_name` uses it too).
+        build: Makes the model for an accepted name.
+    """
+    with _LOCK:
+        _RESOLVERS.append((accepts, build))
+
+
+def _resolver_for(name: str) -> Callable[[str], Model] | None:
+    for accepts, build in _RESOLVERS:
+        if accepts(name):
+            return build
+    return None
 
 
 def register_model(name: str, factory: Callable[[], Model], replace: bool = False) -> None:
@@ -111,7 +134,6 @@ def check_model_name(name: str) -> None:
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"model must be a non-empty string, got {name!r}")
-    p = Path(name).expanduser()
     if name.startswith("api:") and len(name) > 4 and name not in _FACTORIES:
         model = _INSTANCES.get(name)
         if not (model.available() if model is not None else os.environ.get(ENV_API_BASE)):
@@ -121,7 +143,7 @@ def check_model_name(name: str) -> None:
                 f"register it with register_model({name[4:]!r}, lambda: ChatCompletionsModel("
                 f"{name[4:]!r}, base_url=...))")
         return
-    if name in _FACTORIES or name in _INSTANCES or p.is_file() or (p / "config.json").is_file():
+    if name in _FACTORIES or name in _INSTANCES or _resolver_for(name) is not None:
         return
     raise ValueError(
         f"unknown model {name!r}: use a registered name ({', '.join(list_models()) or 'none'}), "
@@ -143,11 +165,6 @@ def get_model(name: str, task: str | None = None) -> Model:
     Raises:
         ValueError: nothing matches; the message lists the registered names and the other forms.
     """
-    # The backends import this module (errors, registry): import them on first resolution.
-    from openautoglm.models.chat import ChatCompletionsModel
-    from openautoglm.models.local import LocalGLM
-    from openautoglm.models.router import ModelRouter
-
     if not isinstance(name, str) or not name:
         raise ValueError(f"model must be a non-empty string, got {name!r}")
     with _LOCK:
@@ -155,16 +172,15 @@ def get_model(name: str, task: str | None = None) -> Model:
             model = _INSTANCES[name]
         elif name in _FACTORIES:
             model = _FACTORIES[name]()
-        elif name.startswith("api:") and len(name) > 4:
-            model = ChatCompletionsModel(name[4:])
-        elif Path(name).expanduser().is_file() or (Path(name).expanduser() / "config.json").is_file():
-            model = LocalGLM.from_checkpoint(Path(name).expanduser())
+        elif (build := _resolver_for(name)) is not None:
+            model = build(name)
         else:
             check_model_name(name)
             raise AssertionError("unreachable")  # pragma: no cover
         _INSTANCES[name] = model
-    if task is not None and isinstance(model, ModelRouter):
-        return model.for_task(task)
+    for_task = getattr(model, "for_task", None)  # a ModelRouter picks per task
+    if task is not None and callable(for_task):
+        return for_task(task)
     return model
 
 

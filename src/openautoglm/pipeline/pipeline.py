@@ -20,14 +20,15 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
+from openautoglm.core.cluster import Cluster
+from openautoglm.core.graph import TaskGraph
 from openautoglm.pipeline._source import SourcedFunction
 from openautoglm.pipeline.checks import PipelineError, check_task_args
+from openautoglm.schedulers import schedule
 
 if TYPE_CHECKING:
-    from openautoglm.core.cluster import Cluster
-    from openautoglm.core.graph import TaskGraph
+    import networkx as nx
+
     from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["Pipeline", "Task", "TaskFailedError", "DEFAULT_WORKERS"]
@@ -227,6 +228,8 @@ class Pipeline:
                                     f"the pipeline's inputs are {self.inputs}")
 
     def _dependency_graph(self) -> nx.DiGraph:
+        import networkx as nx  # imported on use: `import openautoglm` stays light
+
         G = nx.DiGraph()
         for task in self.tasks.values():
             G.add_node(task.name, cost=task.cost, parallel=task.parallel, task=task)
@@ -265,8 +268,6 @@ class Pipeline:
             >>> g.tasks, g.nx.nodes["a"]["cost"]
             (['a', 'b'], 2.0)
         """
-        from openautoglm.core.graph import TaskGraph
-
         if not self.tasks:
             raise PipelineError(f"pipeline {self.name!r} has no tasks; add some with add_task()")
         G = self._dependency_graph()
@@ -286,9 +287,6 @@ class Pipeline:
         Returns:
             The :class:`~openautoglm.simulate.Schedule` (placements, makespan, Gantt chart).
         """
-        from openautoglm.core.cluster import Cluster
-        from openautoglm.schedulers import schedule
-
         graph = self.compile() if graph is None else graph
         cluster = Cluster.homogeneous(DEFAULT_WORKERS) if cluster is None else cluster
         return schedule(graph, cluster, policy=policy)
@@ -405,9 +403,16 @@ class Pipeline:
                 an unknown or invalid field (named, with its task; types are strict: ``'5'`` is
                 not a cost), or a func that is not allowed or cannot be imported.
         """
-        from openautoglm.pipeline.yaml import load_pipeline
+        from openautoglm._imports import AllowedModules
+        from openautoglm.pipeline.yaml import load_spec, task_fields
 
-        return load_pipeline(source, allowed_modules)
+        spec, origin, path = load_spec(source)
+        allowed = AllowedModules.for_source(allowed_modules, path)
+        pipeline = cls(spec.name)
+        for t in spec.tasks:
+            pipeline.add_task(Task(**task_fields(t, allowed, origin)))
+        pipeline._dependency_graph()  # refuse cycles at load time, before anything runs
+        return pipeline
 
     def to_yaml(self) -> str:
         """Dump the pipeline as YAML that :meth:`from_yaml` loads back.
@@ -416,6 +421,6 @@ class Pipeline:
             PipelineError: When a func cannot be named by an import path (a lambda or a
                 function defined inside another function): define it at module level.
         """
-        from openautoglm.pipeline.yaml import dump_pipeline
+        from openautoglm.pipeline.yaml import dump_spec
 
-        return dump_pipeline(self)
+        return dump_spec(self.name, self.tasks.values())

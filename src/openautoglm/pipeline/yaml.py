@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,10 +17,7 @@ from openautoglm.pipeline.checks import PipelineError
 from openautoglm._imports import AllowedModules, resolve
 from openautoglm._validate import InputError, load_yaml, read_text, short
 
-if TYPE_CHECKING:
-    from openautoglm.pipeline.pipeline import Pipeline, Task
-
-__all__ = ["PipelineSpec", "TaskSpec", "dump_pipeline", "import_func", "load_pipeline"]
+__all__ = ["PipelineSpec", "TaskSpec", "dump_spec", "import_func", "load_spec", "task_fields"]
 
 
 class TaskSpec(BaseModel):
@@ -131,12 +128,20 @@ def _read(source: str | Path) -> tuple[str, str, Path | None]:
     return source, "<string>", None
 
 
-def load_pipeline(source: str | Path, allowed_modules: Iterable[str] | None = None) -> Pipeline:
-    """Load and validate a pipeline from a YAML path or YAML text (see ``Pipeline.from_yaml``)."""
-    from openautoglm.pipeline.pipeline import Pipeline, Task
+def load_spec(source: str | Path) -> tuple[PipelineSpec, str, Path | None]:
+    """Read and validate a pipeline spec from a YAML path or YAML text.
 
+    ``Pipeline.from_yaml`` builds the Tasks from it (this module imports nothing of
+    ``pipeline.py``: specs in, specs out).
+
+    Returns:
+        The spec, where it came from (for messages) and the file's path (``None`` for text:
+        the allow-list of func modules is relative to the file).
+
+    Raises:
+        PipelineError: On bad YAML or an unknown or invalid field (named, with its task).
+    """
     text, origin, path = _read(source)
-    allowed = AllowedModules.for_source(allowed_modules, path)
     try:
         doc = load_yaml(text, origin)
     except InputError as exc:
@@ -145,23 +150,32 @@ def load_pipeline(source: str | Path, allowed_modules: Iterable[str] | None = No
         raise PipelineError(f"{origin}: a pipeline YAML is a mapping with 'name' and 'tasks', "
                             f"got {type(doc).__name__}")
     try:
-        spec = PipelineSpec.model_validate(doc)
+        return PipelineSpec.model_validate(doc), origin, path
     except ValidationError as exc:
         raise PipelineError(f"{origin}: {_format_errors(exc, doc)}") from None
-    pipeline = Pipeline(spec.name)
-    for t in spec.tasks:
-        fields = t.model_dump(exclude_unset=True)
-        if t.func is not None:
-            try:
-                fields["func"] = resolve(t.func, t.name, allowed)
-            except InputError as exc:
-                raise PipelineError(f"{origin}: {exc}") from None
-        pipeline.add_task(Task(**fields))
-    pipeline._dependency_graph()  # refuse cycles at load time, before anything runs
-    return pipeline
 
 
-def _func_path(task: Task) -> str:
+def task_fields(spec: TaskSpec, allowed: AllowedModules, origin: str = "<string>") -> dict[str, Any]:
+    """The keyword arguments of ``Task(**fields)`` for one spec, its ``func`` resolved.
+
+    Args:
+        spec: One task's spec.
+        allowed: The modules its func may come from (checked before anything is imported).
+        origin: Where the spec came from, for messages.
+
+    Raises:
+        PipelineError: When the func is not allowed or cannot be imported (named, with its task).
+    """
+    fields = spec.model_dump(exclude_unset=True)
+    if spec.func is not None:
+        try:
+            fields["func"] = resolve(spec.func, spec.name, allowed)
+        except InputError as exc:
+            raise PipelineError(f"{origin}: {exc}") from None
+    return fields
+
+
+def _func_path(task: Any) -> str:
     func = task.func
     module = getattr(func, "__module__", None)
     qualname = getattr(func, "__qualname__", None)
@@ -180,11 +194,16 @@ def _func_path(task: Task) -> str:
     return path
 
 
-def dump_pipeline(pipeline: Pipeline) -> str:
-    """The YAML text of ``pipeline`` (defaults left out); see ``Pipeline.to_yaml``."""
+def dump_spec(pipeline_name: str, tasks: Iterable[Any]) -> str:
+    """The YAML text of a pipeline (defaults left out); see ``Pipeline.to_yaml``.
+
+    Args:
+        pipeline_name: The pipeline's name.
+        tasks: Its tasks: objects with :class:`TaskSpec`'s fields as attributes (``Task``).
+    """
     defaults = {name: f.default for name, f in TaskSpec.model_fields.items()}
-    tasks = []
-    for task in pipeline.tasks.values():
+    entries = []
+    for task in tasks:
         entry: dict[str, Any] = {"name": task.name}
         if task.func is not None:
             entry["func"] = _func_path(task)
@@ -200,5 +219,5 @@ def dump_pipeline(pipeline: Pipeline) -> str:
                 entry[name] = getattr(task, name)
         if task.resources:
             entry["resources"] = dict(task.resources)
-        tasks.append(entry)
-    return yaml.safe_dump({"name": pipeline.name, "tasks": tasks}, sort_keys=False)
+        entries.append(entry)
+    return yaml.safe_dump({"name": pipeline_name, "tasks": entries}, sort_keys=False)

@@ -10,6 +10,7 @@ from openautoglm.schedulers.base import (
     Scheduler,
     available_policies,
     get_scheduler,
+    register_lazy_scheduler,
     register_scheduler,
     schedule,
 )
@@ -28,10 +29,12 @@ register_scheduler("fifo", FIFOScheduler)
 register_scheduler("random", RandomScheduler)
 register_scheduler("heft_search", HEFTSearchScheduler)
 register_scheduler("optimal", MILPScheduler)
+register_lazy_scheduler("gnn", "openautoglm.schedulers.gnn.scheduler:GNNScheduler")  # torch: lazy
 
 __all__ = [
     "Scheduler",
     "register_scheduler",
+    "register_lazy_scheduler",
     "get_scheduler",
     "available_policies",
     "schedule",

@@ -1,8 +1,9 @@
 """The scheduler interface and the policy registry (the cost model is in ``core/costs.py``).
 
 A policy is a :class:`Scheduler` subclass registered under a name; ``schedule(graph, cluster,
-policy=...)`` looks it up. The learned policy registers itself from ``openautoglm.schedulers.gnn.scheduler``,
-which is imported only when ``policy="gnn"`` is asked for.
+policy=...)`` looks it up. Every built-in policy is registered in ``schedulers/__init__.py``; the
+learned one by name (:func:`register_lazy_scheduler`), its module imported only when
+``policy="gnn"`` is asked for.
 """
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["schedule", "Scheduler", "register_scheduler", "get_scheduler", "available_policies"]
+__all__ = ["schedule", "Scheduler", "register_scheduler", "register_lazy_scheduler",
+           "get_scheduler", "available_policies"]
 
 _REGISTRY: dict[str, type[Scheduler]] = {}
-#: Policies whose module is imported on first use, so a broken optional module never breaks others.
-_LAZY: dict[str, str] = {"gnn": "openautoglm.schedulers.gnn.scheduler"}
+#: Policies whose module is imported on first use, so a broken optional module never breaks
+#: others: name -> ``"module:Class"``.
+_LAZY: dict[str, str] = {}
 
 
 class Scheduler:
@@ -55,6 +58,31 @@ def register_scheduler(name: str, cls: type[Scheduler]) -> None:
     _REGISTRY[name] = cls
 
 
+def register_lazy_scheduler(name: str, target: str) -> None:
+    """Make ``policy=name`` import its class from ``target`` (``"module:Class"``) on first use.
+
+    Keeps a heavy policy's imports (torch for ``gnn``) off ``import openautoglm``; a module
+    that fails to import breaks only its own policy (``ImportError`` when asked for).
+
+    Example:
+        >>> register_lazy_scheduler("lazy_fifo", "openautoglm.schedulers.fifo:FIFOScheduler")
+        >>> type(get_scheduler("lazy_fifo")).__name__
+        'FIFOScheduler'
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a policy name must be a non-empty string, got {name!r}")
+    if not isinstance(target, str) or target.count(":") != 1:
+        raise ValueError(f"target must be 'module:Class', got {target!r}")
+    _LAZY[name] = target
+
+
+def _load_lazy(name: str) -> None:
+    """Import and register the lazy policy ``name`` unless a class is registered already."""
+    if name not in _REGISTRY and name in _LAZY:
+        module, _, attr = _LAZY[name].partition(":")
+        register_scheduler(name, getattr(importlib.import_module(module), attr))
+
+
 def available_policies() -> list[str]:
     """Names accepted by :func:`get_scheduler` and :func:`schedule` (lazy ones included)."""
     return sorted(set(_REGISTRY) | set(_LAZY))
@@ -67,8 +95,8 @@ def get_scheduler(name: str, **kwargs: Any) -> Scheduler:
         ValueError: unknown policy (the message lists the known ones).
         ImportError: the policy's optional module failed to import.
     """
-    if name not in _REGISTRY and name in _LAZY:
-        importlib.import_module(_LAZY[name])
+    if isinstance(name, str):
+        _load_lazy(name)
     try:
         cls = _REGISTRY[name]
     except (KeyError, TypeError):
@@ -112,8 +140,8 @@ def schedule(graph: TaskGraph, cluster: Cluster, policy: str = "heft", seed: int
 
 
 def _accepts_seed(policy: str) -> bool:
-    if policy not in _REGISTRY and policy in _LAZY:
-        importlib.import_module(_LAZY[policy])
+    if isinstance(policy, str):
+        _load_lazy(policy)
     cls = _REGISTRY.get(policy)
     if cls is None:
         return False  # get_scheduler reports the unknown name

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from openautoglm.core.costs import transfer_time
 from openautoglm.schedulers.base import Scheduler, schedule
 from openautoglm.simulate.schedule import Schedule, lower_bound
 
@@ -349,7 +350,7 @@ class MILPScheduler(Scheduler):
                 f"MILPScheduler models one core per worker (the classic model); this cluster has "
                 f"cores={cluster.cores.tolist()}. Use Cluster(speeds, bandwidth, cores=1)")
         p = graph.exec_time(cluster)
-        edges = [(int(u), int(v), float(sz) / cluster.bandwidth)
+        edges = [(int(u), int(v), float(transfer_time(sz, cluster)))
                  for u, v, sz in zip(graph.edge_src, graph.edge_dst, graph.edge_size)]
         heft = schedule(graph, cluster, policy="heft")
         if n == 0:

@@ -1,6 +1,6 @@
 """The inner loop of :func:`openautoglm.simulate.list_schedule`: compiled (numba) and pure Python.
 
-Two engines for one algorithm: ``run_list_python`` (the reference loop, numpy over the workers and
+Two engines for one algorithm: ``run_list_python`` (in :mod:`._reference`: the reference loop, numpy over the workers and
 Python lists for the timelines) and ``_kernel``, the same steps over flat arrays so numba can
 compile it; the tests compare them placement by placement:
 
@@ -15,16 +15,12 @@ learned scheduler's placement clusters, compiled too when numba is there.
 """
 from __future__ import annotations
 
-import heapq
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from openautoglm import _numba
 from openautoglm._numba import HAVE_NUMBA
-
-if TYPE_CHECKING:
-    from openautoglm.simulate.schedule import Schedule
 
 _HELPERS = ("_less", "_push", "_pop", "_bisect_right", "_earliest", "_insert", "_delete",
             "_occupy", "_kernel")
@@ -267,57 +263,3 @@ def run_list(prio: np.ndarray, K: np.ndarray, dur: np.ndarray, C: np.ndarray,
                  pred_ptr, pred_idx, np.ascontiguousarray(comm, dtype=np.float64),
                  succ_ptr, succ_idx, bool(insertion))
     return out[:3] if arrays_only else out
-
-
-def run_list_python(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.ndarray,
-                    insertion: bool) -> None:
-    """The reference loop (pure Python + numpy over workers), used when numba is missing."""
-    g = sched.graph
-    n, W = dur.shape
-    C = sched.cluster.cores
-    Cl = C.tolist()
-    ptr, idx, comm = g.pred_ptr, g.pred_idx, sched._comm
-    sptr, sidx = g.succ_ptr.tolist(), g.succ_idx.tolist()
-    indeg = np.diff(g.pred_ptr).tolist()
-    wk, fin = sched._worker, sched._finish
-    end, last = sched._end, sched._last_start
-    wrange = np.arange(W)
-    neg = (-prio).tolist()
-    ready = [(neg[i], i) for i in range(n) if indeg[i] == 0]
-    heapq.heapify(ready)
-    while ready:
-        _, i = heapq.heappop(ready)
-        ps, pe = ptr[i], ptr[i + 1]
-        if pe == ps:
-            drt = np.zeros(W)
-        elif pe - ps == 1:
-            j = idx[ps]
-            drt = np.full(W, fin[j] + comm[ps])
-            drt[wk[j]] = fin[j]
-        else:
-            par = idx[ps:pe]
-            F = fin[par]
-            drt = np.where(wk[par][:, None] == wrange[None, :], F[:, None],
-                           (F + comm[ps:pe])[:, None]).max(axis=0)
-        d = dur[i]
-        floor = np.maximum(drt, end)          # appending after the last busy step always fits
-        f = floor + d
-        best = f.min()
-        if insertion:
-            cand = np.flatnonzero((drt < end) & (drt + d <= best))
-            lo = drt
-        else:
-            lo = np.maximum(drt, last)
-            cand = np.flatnonzero((lo < end) & (C > 1) & (lo + d <= best))
-        if len(cand):
-            ki = K[i]
-            for w in cand.tolist():
-                s = sched._earliest_start(w, float(lo[w]), float(d[w]), int(ki[w]), Cl[w])
-                floor[w] = s
-                f[w] = s + d[w]
-        w = int(f.argmin())
-        sched._place(i, w, float(floor[w]), int(K[i, w]), float(f[w]))
-        for c in sidx[sptr[i]:sptr[i + 1]]:
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                heapq.heappush(ready, (neg[c], c))

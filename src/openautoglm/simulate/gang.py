@@ -30,15 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from openautoglm.core.costs import amdahl
+
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["gang_duration", "place_gang", "run_list_gangs"]
-
-
-def gang_duration(et_row: np.ndarray, parallel: float, members: tuple[int, ...], cores: int) -> float:
-    """Run time on ``members`` with ``cores`` cores each: the slowest member's."""
-    return max(float(et_row[w]) for w in members) * ((1.0 - parallel) + parallel / cores)
+__all__ = ["place_gang", "run_list_gangs"]
 
 
 def place_gang(sched: Schedule, i: int, k: int, d: np.ndarray, cores: int, lo: np.ndarray,
@@ -102,7 +99,7 @@ def run_list_gangs(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.nda
                    insertion: bool, gang: np.ndarray, pin: np.ndarray | None = None) -> None:
     """The list-scheduling loop with gang tasks (pure Python).
 
-    Tasks with ``gang == 1`` are placed as :func:`~openautoglm.simulate._kernel.run_list_python`
+    Tasks with ``gang == 1`` are placed as :func:`~openautoglm.simulate._reference.run_list_python`
     places them (earliest finish, ties to the lower worker, insertion into idle gaps); a gang
     task goes to :func:`place_gang` and holds ``min(K[i])`` cores on each member. ``pin[i] >= 0``
     fixes a gang's rank-0 worker (the durations of single-worker tasks already carry pins).
@@ -131,7 +128,7 @@ def run_list_gangs(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.nda
         lo = drt if insertion else np.maximum(drt, sched._last_start)
         if gang[i] > 1:
             kc = int(K[i].min())
-            d = et[i] * ((1.0 - par[i]) + par[i] / kc)
+            d = et[i] * amdahl(par[i], kc)
             d = np.where(C >= kc, d, np.inf)
             members, s, f = place_gang(sched, i, int(gang[i]), d, kc, lo,
                                        -1 if pin is None else int(pin[i]))

@@ -10,8 +10,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from openautoglm.core.cluster import Cluster
+from openautoglm.core.costs import amdahl, transfer_time
 from openautoglm.core.graph import TaskGraph
+from openautoglm import _numba
 from openautoglm.simulate import _kernel
+from openautoglm.simulate._reference import run_list_python
 from openautoglm.simulate.gang import run_list_gangs
 from openautoglm.simulate.schedule import Schedule
 
@@ -92,11 +95,11 @@ def list_schedule(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
         run_list_gangs(sched, prio, K, dur, insertion, graph.gang, pins)
         return sched
     out = None
-    if engine != "python":
+    if engine == "numba" or (engine == "auto" and _numba.worth_compiling(len(graph))):
         out = _kernel.run_list(prio, K, dur, cluster.cores, graph.pred_ptr, graph.pred_idx,
                                     sched._comm, graph.succ_ptr, graph.succ_idx, insertion)
     if out is None:
-        _kernel.run_list_python(sched, prio, K, dur, insertion)
+        run_list_python(sched, prio, K, dur, insertion)
     else:
         sched._load(*out, K)
     return sched
@@ -131,11 +134,11 @@ def list_makespan(graph: TaskGraph, cluster: Cluster, priority: Any, cores: Any 
     out = None
     if engine != "python":
         out = _kernel.run_list(prio, K, dur, cluster.cores, graph.pred_ptr, graph.pred_idx,
-                                    graph.pred_size / cluster.bandwidth, graph.succ_ptr,
+                                    transfer_time(graph.pred_size, cluster), graph.succ_ptr,
                                     graph.succ_idx, insertion, arrays_only=True)
     if out is None:
         sched = Schedule(graph, cluster)
-        _kernel.run_list_python(sched, prio, K, dur, insertion)
+        run_list_python(sched, prio, K, dur, insertion)
         worker, start, finish = sched._worker, sched._start, sched._finish
     else:
         worker, start, finish = out
@@ -172,7 +175,7 @@ class ListEvaluator:
         n = len(graph)
         _, self._K, self._dur = _list_inputs(graph, cluster, graph.exec_time(cluster),
                                              np.zeros(n), None, shares, None, "auto")
-        self._comm = np.ascontiguousarray(graph.pred_size / cluster.bandwidth, dtype=np.float64)
+        self._comm = transfer_time(graph.pred_size, cluster)
         self.calls = 0
 
     def __call__(self, priority: np.ndarray, workers: np.ndarray | None = None) -> ListResult:
@@ -225,8 +228,7 @@ def _list_inputs(graph: TaskGraph, cluster: Cluster, et: np.ndarray, priority: A
     if cores is None and shares is None and not graph.parallel.any():
         dur = np.array(et, dtype=np.float64)  # (1 - 0) + 0 / 1 == 1 exactly: the same durations
     else:
-        p = graph.parallel[:, None]
-        dur = et * ((1.0 - p) + p / K)
+        dur = et * amdahl(graph.parallel[:, None], K)
         dur[K > C[None, :]] = np.inf
     if workers is not None:
         pin = _per_task("workers", workers, n, np.int64)

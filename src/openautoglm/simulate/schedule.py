@@ -30,9 +30,9 @@ import numpy as np
 
 from openautoglm._typing import TaskKey, WorkerIndex
 from openautoglm.core.cluster import Cluster
+from openautoglm.core.costs import amdahl, gang_duration, transfer_time, upward_rank
 from openautoglm.core.graph import TaskGraph
 from openautoglm.simulate import _kernel
-from openautoglm.simulate.gang import gang_duration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +94,7 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         self.cluster = cluster
         self._et = graph.exec_time(cluster)
         n, W = len(graph), cluster.n_workers
-        self._comm = graph.pred_size / cluster.bandwidth  # aligned with pred_idx
+        self._comm = transfer_time(graph.pred_size, cluster)  # aligned with pred_idx
         self._worker = np.full(n, -1, dtype=np.int64)
         self._start = np.full(n, np.nan)
         self._finish = np.full(n, np.nan)
@@ -113,8 +113,7 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
     def duration(self, task: TaskKey, worker: WorkerIndex, cores: int = 1) -> float:
         """Run time of ``task`` on ``worker`` with ``cores`` cores under the cost model."""
         i = self.graph._idx(task)
-        p = float(self.graph.parallel[i])
-        return float(self._et[i, worker]) * ((1.0 - p) + p / cores)
+        return float(self._et[i, worker] * amdahl(self.graph.parallel[i], cores))
 
     def data_ready(self, task: TaskKey, worker: WorkerIndex) -> float:
         """When every dependency of ``task`` has finished and its data reached ``worker``.
@@ -482,9 +481,8 @@ def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
     if n == 0:
         return 0.0
     et = graph.exec_time(cluster)
-    p = graph.parallel[:, None]
     C = cluster.cores[None, :].astype(np.float64)
-    each = et * ((1.0 - p) + p / C)
+    each = et * amdahl(graph.parallel[:, None], C)
     weighted = et * cluster.speeds[None, :]
     # A gang of k runs at its slowest member's pace (at best the k-th fastest worker) and holds
     # every member: at least the k smallest speed-weighted run times of work.
@@ -492,8 +490,6 @@ def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
     fastest = np.sort(each, axis=1)[np.arange(n), k - 1]
     work = np.where(np.arange(cluster.n_workers)[None, :] < k[:, None],
                     np.sort(weighted, axis=1), 0.0).sum()
-    from openautoglm.core.costs import upward_rank
-
     critical_path = upward_rank(graph, fastest).max()  # longest path, no transfers
     capacity = float((cluster.speeds * cluster.cores).sum())
     return float(max(critical_path, work / capacity))
@@ -543,8 +539,7 @@ def check_schedule(schedule: Schedule, complete: bool = True) -> list[str]:
                             f"{[int(c.cores[m]) for m in members]}")
         if not (np.isfinite(s) and s >= 0):
             problems.append(f"task {key!r} starts at {s!r}")
-        par = g.parallel[i]
-        d = max(et[i, m] for m in members) * ((1.0 - par) + par / k)
+        d = max(et[i, m] for m in members) * amdahl(g.parallel[i], k)
         if abs((f - s) - d) > 1e-7 * max(1.0, abs(f)):
             problems.append(f"task {key!r} runs {f - s:.9g} s but the cost model says {d:.9g} s")
         for e in range(g.pred_ptr[i], g.pred_ptr[i + 1]):
@@ -554,7 +549,7 @@ def check_schedule(schedule: Schedule, complete: bool = True) -> list[str]:
                 continue
             wd, _, fd = pl[dep]  # a gang's output lives on its rank 0
             for m in members:  # every member reads every input
-                arrive = fd + (0.0 if wd == m else g.pred_size[e] / c.bandwidth)
+                arrive = fd + (0.0 if wd == m else float(transfer_time(g.pred_size[e], c)))
                 if _close_below(s, arrive):
                     problems.append(f"task {key!r} starts at {s:.9g} on worker {m} before the "
                                     f"data of {dep!r} (worker {wd}) arrives at {arrive:.9g}")

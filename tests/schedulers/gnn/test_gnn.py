@@ -24,8 +24,6 @@ from openautoglm.schedulers.gnn.training import main as train_main
 from openautoglm.schedulers.gnn.weights import save_model
 from openautoglm.schedulers.gnn.training import train_scheduler
 
-torch.set_num_threads(1)
-
 
 def heft(g, c) -> float:
     return oag.schedule(g, c, policy="heft").makespan

@@ -10,8 +10,6 @@ from openautoglm.core.loaders import random_dag
 from openautoglm.core.cluster import Cluster
 from openautoglm.schedulers.gnn.model import SchedulerGCN
 
-torch.set_num_threads(1)
-
 
 def inputs(n: int = 30, seed: int = 0):
     f = graph_features(random_dag(n, ccr=1.0, seed=seed), Cluster.homogeneous(4))

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from openautoglm.core.costs import Ranks, ranks
+from openautoglm.core.costs import Ranks, edge_transfer_times, ranks
 
 if TYPE_CHECKING:
     import torch
@@ -210,10 +210,9 @@ def _normalized_adjacency(graph: TaskGraph, cluster: Cluster, mean_w: float) -> 
     import torch
 
     n = len(graph)
-    bw = float(cluster.bandwidth) if cluster.n_workers > 1 else np.inf
     src = np.asarray(graph.edge_src, dtype=np.int64)
     dst = np.asarray(graph.edge_dst, dtype=np.int64)
-    w = 1.0 + np.log1p(_safe_div(np.asarray(graph.edge_size, dtype=np.float64) / bw, mean_w))
+    w = 1.0 + np.log1p(_safe_div(edge_transfer_times(graph, cluster), mean_w))
     loops = np.arange(n, dtype=np.int64)
     rows = np.concatenate([dst, src, loops])
     cols = np.concatenate([src, dst, loops])

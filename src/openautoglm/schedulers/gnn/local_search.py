@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from openautoglm.core.costs import transfer_time, upward_rank
 from openautoglm.simulate.list_scheduler import ListEvaluator
 
 if TYPE_CHECKING:
@@ -262,14 +263,14 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
     """
     ev = evaluate if evaluate is not None else ListEvaluator(graph, cluster, shares)
     prio = np.ascontiguousarray(priority, dtype=np.float64)
-    comm = np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth
+    comm = transfer_time(graph.pred_size, cluster)
     best = plan
     spent = 0
     # Tasks whose data is cheap to move compared with their run time are offloaded first.
     w_bar = np.asarray(graph.exec_time(cluster)).mean(axis=1)
     io = (np.bincount(graph.edge_src, weights=graph.edge_size, minlength=len(graph))
           + np.bincount(graph.edge_dst, weights=graph.edge_size, minlength=len(graph)))
-    cheap_first = np.argsort(io / cluster.bandwidth / np.maximum(w_bar, 1e-12), kind="stable")
+    cheap_first = np.argsort(transfer_time(io, cluster) / np.maximum(w_bar, 1e-12), kind="stable")
     best_pins = np.asarray(plan.worker, dtype=np.int64)
     improved = True
     while improved and spent < budget:
@@ -298,10 +299,8 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
 
 def realised_rank(graph: TaskGraph, cluster: Cluster, plan: ListResult) -> np.ndarray:
     """Upward rank of a plan as it was realised: its run times, transfers only across workers."""
-    from openautoglm.core.costs import upward_rank
-
     across = plan.worker[graph.pred_idx] != np.repeat(plan.worker, np.diff(graph.pred_ptr))
-    comm = np.where(across, np.asarray(graph.pred_size, dtype=np.float64) / cluster.bandwidth, 0.0)
+    comm = np.where(across, transfer_time(graph.pred_size, cluster), 0.0)
     return upward_rank(graph, plan.finish - plan.start, comm)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from openautoglm import _numba
 from openautoglm._numba import HAVE_NUMBA
-from openautoglm.core.costs import Ranks
+from openautoglm.core.costs import Ranks, transfer_time
 
 if TYPE_CHECKING:
     from openautoglm.core.cluster import Cluster
@@ -156,7 +156,7 @@ def linear_pins(graph: TaskGraph, cluster: Cluster, r: Ranks, worker_fraction: f
     n = len(graph)
     roots = np.full(n, -1, dtype=np.int64)
     ptr, idx = graph.succ_ptr.tolist(), graph.succ_idx.tolist()
-    gain = (np.asarray(graph.succ_size) / cluster.bandwidth).tolist()
+    gain = transfer_time(graph.succ_size, cluster).tolist()
     ru = r.rank_u.tolist()
     rl = roots.tolist()
     for s in np.argsort(-(r.rank_u + r.rank_d), kind="stable").tolist():

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from openautoglm.core.costs import Ranks
-from openautoglm.schedulers.base import Scheduler, register_scheduler
+from openautoglm.schedulers.base import Scheduler
 from openautoglm.schedulers.gnn.decode import decode, predict_colocation
 from openautoglm.schedulers.gnn.features import graph_features
 from openautoglm.schedulers.gnn.guided import guided_budget, guided_search
@@ -419,5 +419,3 @@ class _Candidate(NamedTuple):
     shares: np.ndarray | None
     pins: np.ndarray | None
 
-
-register_scheduler("gnn", GNNScheduler)
