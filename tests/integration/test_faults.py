@@ -71,11 +71,19 @@ def wait_until(predicate, timeout: float, what: str):
     raise AssertionError(f"gave up after {timeout:g} s waiting for {what}")
 
 
+def slow_total(*xs: int) -> int:
+    # A second of work after the squares: the "near-end" moment (every square done, the total
+    # running) lasts long enough for the killer's poll to see it. With an instant total a quick
+    # machine finished the run between two polls and the kill missed its moment.
+    time.sleep(1.0)
+    return sum(xs)
+
+
 def squares_pipeline() -> Pipeline:
     return Pipeline("squares", [
         *(Task(f"sq{i}", func=lambda i=i: slow_square(i), output_key=f"y{i}", cost=0.3)
           for i in range(N_SQUARES)),
-        Task("total", func=total, input_keys=[f"y{i}" for i in range(N_SQUARES)], cost=0.01),
+        Task("total", func=slow_total, input_keys=[f"y{i}" for i in range(N_SQUARES)], cost=1.0),
     ])
 
 
