@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     reps = 3 if args.quick else args.reps
     glm_reps = 3 if args.quick else args.glm_reps
 
-    lines = header("Fused ops vs eager (benchmarks/ops.py)")
+    script_argv = [__file__, *(sys.argv[1:] if argv is None else argv)]
+    lines = header("Fused ops vs eager (benchmarks/ops.py)", argv=script_argv)
     lines += [
         f"CPU: {platform.processor() or platform.machine()}, "
         f"eager ATen kernels {torch.backends.cpu.get_cpu_capability()}, fused kernels "

@@ -409,12 +409,14 @@ def test_float32_tails_match_eager(approximate):
 
 
 @pytest.mark.slow
-def test_benchmark_script_runs(tmp_path):
+def test_benchmark_script_runs(tmp_path, monkeypatch):
     """benchmarks/ops.py --quick writes a table with every case (keeps the script from rotting)."""
     import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[2] / "benchmarks" / "ops.py"
+    # As `python benchmarks/ops.py` would: its folder first on sys.path (for benchmarks/_header.py).
+    monkeypatch.syspath_prepend(str(path.parent))
     spec = importlib.util.spec_from_file_location("benchmark_ops", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -57,7 +57,10 @@ def collect_run(client: Client, graph: TaskGraph, plan: Schedule, workers: list[
     wall = time.time() - started
     records = client.run_on_scheduler(pop_records, run_id=run_id)
     losses = client.run_on_scheduler(pop_losses, run_id=run_id, recorder=RECORDER)
-    attempts = [a for per in client.run(pop_failures, run_id=run_id).values() for a in per]
+    # A worker that died near the end can still be on the scheduler's list: the broadcast to it
+    # fails (CommClosedError). What it recorded died with it; the others' records are kept.
+    per_worker = client.run(pop_failures, run_id=run_id, on_error="ignore")
+    attempts = [a for per in per_worker.values() for a in per]
     node_of = {v: k for k, v in dkey.items()}
     addr = [w["address"] for w in workers]
     windex = {a: i for i, a in enumerate(addr)}
