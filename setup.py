@@ -23,6 +23,7 @@ import glob
 import os
 import platform
 import sys
+import time
 import warnings
 
 import torch
@@ -90,8 +91,36 @@ def extensions() -> list:
     return [base, avx512]
 
 
+class ProgressBuildExtension(BuildExtension):
+    """torch's BuildExtension (ninja) that says what it compiles, where it puts it and how long it
+    took, on stderr. pip shows a spinner and keeps a build's output to itself unless it runs with
+    ``-v``; ``python setup.py build_ext --inplace`` shows it as it comes."""
+
+    def build_extensions(self) -> None:
+        self._count = (0, len(self.extensions))
+        if self.extensions:
+            _say(f"building the C++ operators: {len(self.extensions)} module(s) "
+                 f"({', '.join(e.name for e in self.extensions)}), compiled once at install; "
+                 f"objects in {self.build_temp}, with ninja's [k/n] lines below")
+        super().build_extensions()
+
+    def build_extension(self, ext) -> None:
+        done, total = self._count
+        target = self.get_ext_fullpath(ext.name)
+        _say(f"[{done + 1}/{total}] compiling {ext.name} from {', '.join(ext.sources)} "
+             f"-> {target}")
+        t0 = time.perf_counter()
+        super().build_extension(ext)
+        self._count = (done + 1, total)
+        _say(f"[{done + 1}/{total}] {ext.name} built in {time.perf_counter() - t0:.0f} s")
+
+
+def _say(message: str) -> None:
+    print(f"openautoglm setup: {message}", file=sys.stderr, flush=True)
+
+
 setup(
     ext_modules=extensions(),
-    cmdclass={"build_ext": BuildExtension},
+    cmdclass={"build_ext": ProgressBuildExtension},
     options={"bdist_wheel": {"py_limited_api": "cp311"}},
 )

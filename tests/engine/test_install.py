@@ -43,10 +43,26 @@ def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     env = {**os.environ, "OPENAUTOGLM_NO_AVX512": "1", "MAX_JOBS": "1"}
     # No isolation: the extension builds against the installed torch (as the README says).
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
-                    str(out), str(ROOT)], env=env, check=True, capture_output=True, timeout=1500)
+    proc = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+                           str(out), str(ROOT)], env=env, check=True, capture_output=True,
+                          text=True, timeout=1500)
+    BUILD_OUTPUT.append(proc.stdout + proc.stderr)
     (found,) = out.glob("openautoglm-*.whl")
     return found
+
+
+#: What building the wheel printed (empty when OPENAUTOGLM_TEST_WHEEL gave a built one).
+BUILD_OUTPUT: list[str] = []
+
+
+def test_building_the_extension_says_what_it_compiles_and_where(wheel):
+    """setup.py's build step names each module, its sources and target, and its time (issue 9)."""
+    if not BUILD_OUTPUT:
+        pytest.skip("OPENAUTOGLM_TEST_WHEEL gave a built wheel: nothing was compiled here")
+    out = BUILD_OUTPUT[0]
+    assert "openautoglm setup: building the C++ operators: 1 module(s) (openautoglm._C)" in out
+    assert re.search(r"openautoglm setup: \[1/1\] compiling openautoglm\._C from cuda_ext/ops\.cpp", out)
+    assert re.search(r"openautoglm setup: \[1/1\] openautoglm\._C built in \d+ s", out)
 
 
 def readme_engine_block() -> str:

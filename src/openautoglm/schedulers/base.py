@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
+from pathlib import Path
 from typing import Any, ClassVar
 
+from openautoglm._progress import SlowWork
 from openautoglm._validate import InputError, check_kwargs, short
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
@@ -136,7 +140,22 @@ def schedule(graph: TaskGraph, cluster: Cluster, policy: str = "heft", seed: int
                         "Cluster.homogeneous(n) or Cluster(speeds=[...])")
     if seed is not None and _accepts_seed(policy):
         kwargs["seed"] = seed
-    return get_scheduler(policy, **kwargs).schedule(graph, cluster)
+    scheduler = get_scheduler(policy, **kwargs)
+    # Quick plans print nothing; a long one says what it does after a second (SlowWork).
+    with SlowWork(f"planning {len(graph):,} tasks with {policy!r} on {cluster.n_workers} workers",
+                  note=_first_use_note(policy, len(graph))):
+        return scheduler.schedule(graph, cluster)
+
+
+def _first_use_note(policy: Any, n: int) -> str | None:
+    """What a policy's first plan in a process does besides planning (said if it takes long)."""
+    if policy != "gnn" or "torch" in sys.modules:
+        return None
+    weights = Path(__file__).resolve().parent / "gnn" / "gnn.pt"
+    cache = os.environ.get("NUMBA_CACHE_DIR") or "__pycache__ beside the package's modules"
+    return (f"planning {n:,} tasks with 'gnn', its first use in this process: importing torch, "
+            f"loading the model's weights ({weights}) and compiling the search kernels once "
+            f"(numba caches them in {cache}; set NUMBA_CACHE_DIR to move it)")
 
 
 def _accepts_seed(policy: str) -> bool:

@@ -13,6 +13,7 @@ from openautoglm.core.cluster import Cluster
 from openautoglm.core.costs import amdahl, transfer_time
 from openautoglm.core.graph import TaskGraph
 from openautoglm import _numba
+from openautoglm._progress import report
 from openautoglm.simulate import _kernel
 from openautoglm.simulate._reference import run_list_python
 from openautoglm.simulate.gang import run_list_gangs
@@ -181,6 +182,7 @@ class ListEvaluator:
     def __call__(self, priority: np.ndarray, workers: np.ndarray | None = None) -> ListResult:
         """Simulate one plan: ``priority`` (float, per task), ``workers`` (-1: free) or None."""
         self.calls += 1
+        report(self.calls)  # a long search's progress bar counts calls (no-op when none is up)
         g = self.graph
         out = None
         if _kernel.HAVE_NUMBA and len(g) and g.gang.max() == 1:

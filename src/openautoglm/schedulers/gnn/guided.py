@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from openautoglm._progress import report
 from openautoglm.schedulers.gnn.decode import decode
 from openautoglm.schedulers.gnn.local_search import better, iterate_ranks, iterated_search
 from openautoglm.simulate.list_scheduler import ListEvaluator
@@ -123,6 +124,7 @@ def guided_search(graph: TaskGraph, cluster: Cluster, r: Ranks, priority: np.nda
                                         max(0, min(budget, TINY_BUDGET)) // 2, ev2)
         spent = ev2.calls
     else:
+        report(0, budget)  # the search's own evaluator counts its calls against the budget
         score = None if prob is None else prob * np.asarray(r.comm, dtype=np.float64)
         res, prio, pins, spent = iterated_search(graph, cluster, best[0], best[1], best[2],
                                                  best[3], budget, seed=seed, edge_score=score)
