@@ -25,7 +25,7 @@ from openautoglm._numba import HAVE_NUMBA
 _HELPERS = ("_less", "_push", "_pop", "_bisect_right", "_earliest", "_insert", "_delete",
             "_occupy", "_kernel")
 _compiled: Any = None
-#: Relative tolerance of the timelines (``simulate._REL_TOL``): a step that begins within
+#: Relative tolerance of the timelines (``simulate.timeline.REL_TOL``): a step that begins within
 #: rounding of a task's end does not block it.
 REL_TOL = 1e-9
 
