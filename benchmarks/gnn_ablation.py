@@ -41,7 +41,7 @@ import numpy as np
 
 import openautoglm as oag
 from openautoglm.schedulers.gnn.scheduler import GNNScheduler
-from openautoglm.schedulers.gnn.training import FAMILIES
+from openautoglm.schedulers.gnn.examples import FAMILIES
 from openautoglm.schedulers.gnn.training import main as train_main
 from openautoglm.schedulers.gnn.weights import load_model
 from openautoglm.simulate import _kernel as kernel
