@@ -5,15 +5,8 @@
     graph, cluster --features--> x, edge_index, edge_weight --GCN--> priority, share
                                                                         |
         candidates (each one list_makespan call on the same simulator): v
-          learned      learned priority, shares, earliest-finish placement
-          clusters     learned priority, heavy edges kept on one worker (pins)
-          heft         upward rank, earliest-finish placement, one core per task
-          heft(comm xA) HEFT's placement planned with A times slower transfers (COMM_SCALES)
-          linear       upward rank, heaviest paths kept on one worker (linear clustering)
-          heft+shares  upward rank with the learned shares (multi-core workers only)
-          serial       upward rank, everything on the fastest worker, one core per task
-          sampled      best of `samples` log-normal perturbations of the learned priority
-          +iterated    each of them re-ranked by its realised upward rank (`iterate` rounds)
+          learned, clusters, heft, heft(comm xA), linear, heft+shares, serial, sampled,
+          each +iterated (re-ranked by its realised upward rank): see candidates.py
         --> the best TOP_K candidates, each improved by iterated local search
             (local_search.iterated_search): placement moves (critical chain next to its late data,
             critical-path tasks onto their parents' workers, chains and local groups across
