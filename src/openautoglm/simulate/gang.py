@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openautoglm.core.costs import amdahl
+from openautoglm.simulate._reference import data_ready_times
 
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
@@ -108,23 +109,14 @@ def run_list_gangs(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.nda
     n, W = dur.shape
     C = sched.cluster.cores
     et, par = sched._et, g.parallel
-    ptr, idx, comm = g.pred_ptr, g.pred_idx, sched._comm
     indeg = np.diff(g.pred_ptr).tolist()
-    wk, fin = sched._worker, sched._finish
     wrange = np.arange(W)
     neg = (-prio).tolist()
     ready = [(neg[i], i) for i in range(n) if indeg[i] == 0]
     heapq.heapify(ready)
     while ready:
         _, i = heapq.heappop(ready)
-        ps, pe = ptr[i], ptr[i + 1]
-        if pe == ps:
-            drt = np.zeros(W)
-        else:
-            P = idx[ps:pe]
-            F = fin[P]
-            drt = np.where(wk[P][:, None] == wrange[None, :], F[:, None],
-                           (F + comm[ps:pe])[:, None]).max(axis=0)
+        drt = data_ready_times(sched, i, wrange)
         lo = drt if insertion else np.maximum(drt, sched._last_start)
         if gang[i] > 1:
             kc = int(K[i].min())
