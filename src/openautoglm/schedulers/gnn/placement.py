@@ -5,7 +5,7 @@ along critical chains (:func:`linear_pins`).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,19 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cluster_pins", "linear_pins", "merge_clusters"]
 
-_HELPERS = ("_find", "_merge")
-_compiled = False
-
-
-def _compile() -> None:
-    global _compiled
-    if not _compiled:
-        _numba.jit(globals(), _HELPERS)
-        _compiled = True
-
-
-def _python(name: str) -> Any:
-    return _numba.python(globals(), name)
+_KERNELS = _numba.Kernels(globals(), ("_find", "_merge"))
 
 
 def cluster_pins(
@@ -203,11 +191,11 @@ def merge_clusters(src: np.ndarray, dst: np.ndarray, work: np.ndarray, cap: floa
     """
     n = len(work)
     if HAVE_NUMBA:
-        _compile()
-        return globals()["_merge"](np.arange(n, dtype=np.int64), np.ascontiguousarray(src, np.int64),
-                                   np.ascontiguousarray(dst, np.int64),
-                                   np.array(work, dtype=np.float64), float(cap),
-                                   np.empty(n, dtype=np.int64))
-    roots = _python("_merge")(list(range(n)), np.asarray(src).tolist(), np.asarray(dst).tolist(),
-                   np.asarray(work, dtype=np.float64).tolist(), float(cap), [0] * n)
+        return _KERNELS.compiled("_merge")(
+            np.arange(n, dtype=np.int64), np.ascontiguousarray(src, np.int64),
+            np.ascontiguousarray(dst, np.int64), np.array(work, dtype=np.float64), float(cap),
+            np.empty(n, dtype=np.int64))
+    roots = _KERNELS.python("_merge")(list(range(n)), np.asarray(src).tolist(),
+                                      np.asarray(dst).tolist(),
+                                      np.asarray(work, dtype=np.float64).tolist(), float(cap), [0] * n)
     return np.asarray(roots, dtype=np.int64)
