@@ -42,7 +42,8 @@ from openautoglm.schedulers.gnn.scheduler import GNNScheduler
 from openautoglm.schedulers.gnn.weights import load_model
 from openautoglm.schedulers.heft_search import HEFTSearchScheduler
 from openautoglm.simulate.list_scheduler import list_makespan
-from openautoglm.schedulers.gnn.training import FAMILIES, main as train_main
+from openautoglm.schedulers.gnn.examples import FAMILIES
+from openautoglm.schedulers.gnn.training import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

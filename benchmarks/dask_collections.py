@@ -22,14 +22,13 @@ Straggler: a chain of critical steps whose worker slows down 5x mid-run, with an
 Scale rows: one fresh cluster per size, a cold ``oag.compute`` then a plain one (one pair:
 minutes each on this machine), a dask.array reduction over tiny chunks.
 
-    nice .venv/bin/python benchmarks/dask_collections.py [--reps 3] [--scale 10000,50000]
+    nice python benchmarks/dask_collections.py [--reps 3] [--scale 10000,50000]
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 import openautoglm as oag
+from _header import header
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dask_collections.md"
 
@@ -373,15 +373,11 @@ def main() -> None:
 
 def write(rows: list[dict], scale: list[dict], straggler: dict | None, args, load0: float,
           total: float) -> None:
-    cmd = (f"nice .venv/bin/python benchmarks/dask_collections.py --reps {args.reps} "
-           f"--scale {args.scale or chr(39) * 2}" + (f" --only '{args.only}'" if args.only else "")
-           + (f" --out {args.out}" if args.out != str(RESULTS) else ""))
-    lines = [
-        "# Real Dask collections: plain `dask.compute` vs `oag.compute`",
-        "",
-        f"Machine: {os.cpu_count()} cores **shared with other jobs** (load average {load0:.1f} at "
-        f"the start), {platform.machine()}, Python {platform.python_version()}, dask "
-        f"{dask.__version__}. LocalCluster(2 workers x 1 thread, threads), one fresh cluster and "
+    lines = header("Real Dask collections: plain `dask.compute` vs `oag.compute`",
+                   load_before=load0)
+    lines += [
+        "The machine's cores are **shared with other jobs**. "
+        "LocalCluster(2 workers x 1 thread, threads), one fresh cluster and "
         f"history per workload. Times are wall seconds around the call (graph building, "
         f"planning and submission included). Ratios: oag / plain, median of {args.reps} rounds "
         "alternated with the plain run; `cold` is the single true first run (nothing measured "
@@ -439,7 +435,7 @@ def write(rows: list[dict], scale: list[dict], straggler: dict | None, args, loa
         for s in scale:
             lines.append(f"| {s['tasks']} | {s['plain']:.1f} | {s['oag']:.1f} | {s['mode']} | "
                          f"{(s['oag'] - s['plain']) / s['plain']:+.1%} | {s['plan_s']:.2f} |")
-    lines += ["", f"Regenerate: `{cmd}`", ""]
+    lines += [""]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))

@@ -12,15 +12,14 @@ would meet it), with an empty model cache where first use is measured:
   seed 0) for 275 and 1,500 steps, on one torch thread: validation loss before and after, wall
   time, and a greedy sample.
 
-Regenerate: ``PYTHONPATH=src nice .venv/bin/python benchmarks/first_use.py`` (``--stage user``
-or ``--stage recipes`` for one part).
+Regenerate: ``nice python benchmarks/first_use.py`` (``--stage user`` or ``--stage recipes`` for
+one part).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,10 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from _header import header
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "first_use.md"
 DATA = OUT.with_suffix(".json")
-COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/first_use.py"
 PROMPT = "The assert statement"
 
 FIRST_USE = f"""
@@ -174,7 +174,7 @@ def _med(xs: list[float]) -> str:
 
 
 def write(data: dict) -> None:
-    import torch
+    import torch  # noqa: F401  (so that the machine line names torch's version)
 
     rows = []
     loads = []
@@ -201,14 +201,12 @@ def write(data: dict) -> None:
                      f"{r['first']:.2f} -> {r['last']:.2f} in {r['seconds']:.0f} s"))
         rows.append((f"README GLM recipe, {int(steps):,} steps: greedy continuation of 'The return statement'",
                      f"`{r['sample']!r}`"))
-    lines = [
-        "# What a new user waits for",
-        "",
-        f"Regenerate: `{COMMAND}` (`--stage user` or `--stage recipes` reruns one part; the raw "
-        "numbers are in first_use.json beside this table)",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs (load average: "
-        f"{'; '.join(loads)}); Python {platform.python_version()}, torch {torch.__version__}. "
+    # The table always renders every stage's numbers: its command is the whole benchmark's.
+    lines = header("What a new user waits for", argv=[sys.argv[0]])
+    lines += [
+        "`--stage user` or `--stage recipes` reruns one part; the raw numbers are in "
+        "first_use.json beside this table. Cores shared with other jobs; load average per part: "
+        f"{'; '.join(loads)}. "
         "Each row runs in a fresh interpreter; absolute times are noisy on this shared machine, "
         "compare rows of one run.",
         "",

@@ -7,15 +7,12 @@ time (parallel fraction 0.6..1, communication 0..10% of its single-worker cost p
 cluster: every gang widened to all 8 workers (its run time by the same Amdahl model at k = 8),
 planned by HEFT. Every plan is checked (``check_schedule``) and compared with the lower bound.
 
-Regenerate the table:
-
-    PYTHONPATH=src nice .venv/bin/python benchmarks/gang.py
+Regenerate the table (the command is also written into it): ``nice python benchmarks/gang.py``.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -23,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 import openautoglm as oag
+from _header import header
 from openautoglm.simulate.schedule import check_schedule, lower_bound
 
-COMMAND = "PYTHONPATH=src nice .venv/bin/python benchmarks/gang.py"
 OUT = Path(__file__).resolve().parent / "results" / "gang.md"
 WORKERS = 8
 
@@ -60,6 +57,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.2, 0.3])
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     import torch
 
     torch.set_num_threads(1)
@@ -80,15 +78,11 @@ def main() -> None:
                     secs[policy].append(dt)
             rows.append((n, fraction, ratios, secs, lbs))
             print(n, fraction, {p: round(statistics.mean(r), 3) for p, r in ratios.items()})
-    lines = [
-        "# Gang tasks: planned makespan / baseline (every gang on all 8 workers, HEFT)",
-        "",
-        f"Regenerate: `{COMMAND}`",
-        "",
-        f"Machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end, "
-        f"Python {platform.python_version()}, numpy {np.__version__}, openautoglm "
-        f"{oag.__version__}. Simulated makespans (deterministic); planning times are wall "
-        "times on a shared machine (noisy).",
+    lines = header("Gang tasks: planned makespan / baseline (every gang on all 8 workers, HEFT)",
+                   load_before=load_before)
+    lines += [
+        f"openautoglm {oag.__version__}. Simulated makespans (deterministic); planning times are "
+        "wall times on a shared machine (noisy).",
         "",
         f"{args.seeds} seeds per row (mean ± sd over seeds); every plan passed `check_schedule` "
         "and was above `lower_bound`. Goal: gnn ≤ 0.95.",

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -40,8 +41,9 @@ from pathlib import Path
 import numpy as np
 
 import openautoglm as oag
+from _header import header
 from openautoglm.schedulers.gnn.scheduler import GNNScheduler
-from openautoglm.schedulers.gnn.training import FAMILIES
+from openautoglm.schedulers.gnn.examples import FAMILIES
 from openautoglm.schedulers.gnn.training import main as train_main
 from openautoglm.schedulers.gnn.weights import load_model
 from openautoglm.simulate import _kernel as kernel
@@ -266,6 +268,7 @@ def main() -> None:
                     help="only fill the cache with seed S's results (parallel runs), no table")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     import torch
 
     torch.set_num_threads(1)
@@ -288,13 +291,7 @@ def main() -> None:
         return
     lines = ablation(args, models, cache)
     tlines = timing(args, models[0])
-    cmd = "nice python benchmarks/gnn_ablation.py" + (" --quick" if args.quick else "")
-    if args.traces_per_family != 4:
-        cmd += f" --traces-per-family {args.traces_per_family}"
-    if args.per_size != 2:
-        cmd += f" --per-size {args.per_size}"
-    doc = [f"# gnn_ablation{'_quick' if args.quick else ''}", "",
-           f"Regenerate: `{cmd}` (from the repository root; the package importable).", "",
+    doc = [*header(f"gnn_ablation{'_quick' if args.quick else ''}", load_before=load_before),
            *[ln for ln in (__doc__ or "").split("\n\n")[1].splitlines()], "",
            "## Trained vs untrained, one-shot vs default (every family held out of training)", "",
            *lines, "",

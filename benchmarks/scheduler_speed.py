@@ -5,7 +5,9 @@ ccr=1.0, seed=0)``) on 16 workers with speeds 1..4 and bandwidth 1. saga runs on
 (it takes seconds there); both are timed on the same graph and cluster, medians of the repeats.
 Our HEFT uses saga's rank averaging (``comm_factor=(W-1)/(W+1)``) so that the makespans can be
 compared too, and the paper's (default) next to it. Also timed: one ``list_schedule`` call with
-a given priority (the learned scheduler's inner loop), and HEFT on the pure-Python path.
+a given priority (the learned scheduler's inner loop), and HEFT on the pure-Python path: in a
+fresh interpreter with ``OPENAUTOGLM_NO_NUMBA=1``, what a user without numba runs (ranks and
+list scheduler both uncompiled), checked to give the same placements.
 
 Regenerate the table:
 
@@ -14,9 +16,14 @@ Regenerate the table:
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib.util
+import json
 import logging
 import math
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,8 +33,6 @@ import numpy as np
 from _header import header
 
 import openautoglm as oag
-from openautoglm import _numba
-from openautoglm.simulate import _kernel
 
 OUT = Path(__file__).resolve().parent / "results" / "scheduler_speed.md"
 
@@ -40,6 +45,36 @@ def timed(fn, repeats: int) -> tuple[float, object]:
         result = fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), result
+
+
+def dag(n: int) -> oag.TaskGraph:
+    return oag.random_dag(n, fat=0.5, density=0.3, jump=2, ccr=1.0, seed=0)
+
+
+def digest(s: oag.Schedule) -> str:
+    """The placements, as a short hash that two processes can compare."""
+    return hashlib.sha256(repr(sorted(s.placements.items())).encode()).hexdigest()[:16]
+
+
+def pure_python_heft(n: int, speeds: list[float], comm_factor: float, repeats: int
+                     ) -> tuple[float, str]:
+    """``(median seconds, placements digest)`` of HEFT in a fresh interpreter with numba switched
+    off the documented way (``OPENAUTOGLM_NO_NUMBA=1``)."""
+    spec = json.dumps({"n": n, "speeds": speeds, "comm_factor": comm_factor, "repeats": repeats})
+    done = subprocess.run([sys.executable, __file__, "--pure-python-row", spec], check=True,
+                          capture_output=True, text=True,
+                          env={**os.environ, "OPENAUTOGLM_NO_NUMBA": "1"})
+    row = json.loads(done.stdout.splitlines()[-1])
+    return row["seconds"], row["placements"]
+
+
+def _pure_python_row(spec: dict) -> None:
+    """The child of :func:`pure_python_heft`: time, then print one JSON line."""
+    g, c = dag(spec["n"]), oag.Cluster(speeds=spec["speeds"], bandwidth=1.0)
+    heft = oag.HEFTScheduler(comm_factor=spec["comm_factor"])
+    t, s = timed(lambda: heft.schedule(g, c), spec["repeats"])
+    assert "numba" not in sys.modules, "OPENAUTOGLM_NO_NUMBA=1 should keep numba out"
+    print(json.dumps({"seconds": t, "placements": digest(s)}))
 
 
 def saga_instance(g: oag.TaskGraph, speeds: list[float]):
@@ -60,21 +95,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="repeats of our runs (median)")
     ap.add_argument("--saga-repeats", type=int, default=3, help="repeats of saga's run (median)")
     ap.add_argument("--no-saga", action="store_true", help="skip saga")
+    ap.add_argument("--pure-python-row", metavar="JSON", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.pure_python_row:
+        return _pure_python_row(json.loads(args.pure_python_row))
     logging.getLogger().setLevel(logging.ERROR)
     try:
         import torch
         torch.set_num_threads(1)
     except ImportError:
         pass
-    have_numba = _kernel.HAVE_NUMBA
-    if not have_numba:
+    if os.environ.get("OPENAUTOGLM_NO_NUMBA") or importlib.util.find_spec("numba") is None:
         sys.exit("numba is not installed: pip install numba (the benchmark times both engines)")
     W = 16
     speeds = [float(1 + w % 4) for w in range(W)]
     rows = []
     for n in (1000, 10000):
-        g = oag.random_dag(n, fat=0.5, density=0.3, jump=2, ccr=1.0, seed=0)
+        g = dag(n)
         c = oag.Cluster(speeds=speeds, bandwidth=1.0)
         saga_t = saga_ms = None
         if n == 1000 and not args.no_saga:
@@ -90,12 +127,9 @@ def main() -> None:
         paper_t, sp = timed(lambda: oag.HEFTScheduler().schedule(g, c), args.repeats)
         prio = np.random.default_rng(0).random(n)
         list_t, _ = timed(lambda: oag.list_schedule(g, c, prio), args.repeats)
-        _kernel.HAVE_NUMBA = _numba.HAVE_NUMBA = False  # the pure-Python reference path
-        try:
-            py_t, spy = timed(lambda: matched.schedule(g, c), max(1, args.repeats // 2))
-        finally:
-            _kernel.HAVE_NUMBA = _numba.HAVE_NUMBA = have_numba
-        assert spy.placements == s.placements
+        py_t, py_placements = pure_python_heft(n, c.speeds.tolist(), (W - 1) / (W + 1),
+                                               max(1, args.repeats // 2))
+        assert py_placements == digest(s), "the pure-Python HEFT placed differently"
         rows.append((n, len(g.edge_src), ours_t, s.makespan, paper_t, sp.makespan, list_t,
                      py_t, saga_t, saga_ms))
         print(rows[-1], flush=True)

@@ -10,7 +10,8 @@ from openautoglm._validate import InputError
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import CycleError, TaskGraph
 from openautoglm.core.loaders import load_wfcommons, random_dag
-from openautoglm.history.store import History, HistoryError
+from openautoglm.history.database import HistoryError
+from openautoglm.history.store import History
 from openautoglm.pipeline.checks import PipelineError
 from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
 from openautoglm.schedulers import (

@@ -2,8 +2,10 @@
 
 ``HAVE_NUMBA`` says whether numba is importable (and not disabled with
 ``OPENAUTOGLM_NO_NUMBA=1``); nothing imports numba before a kernel's first call, so
-``import openautoglm`` stays fast. A kernel module lists its helpers in dependency order and calls
-:func:`jit` once; :func:`python` returns a helper's uncompiled function (the fallback loop).
+``import openautoglm`` stays fast. A kernel module lists its helpers in dependency order in a :class:`Kernels`
+(``_KERNELS = Kernels(globals(), ("_helper", ...))``): ``_KERNELS.compiled(name)`` compiles them
+all on first use (:func:`jit`) and ``_KERNELS.python(name)`` is the uncompiled function (the
+fallback loop, :func:`python`).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["HAVE_NUMBA", "SMALL", "jit", "python", "worth_compiling"]
+__all__ = ["HAVE_NUMBA", "SMALL", "Kernels", "jit", "python", "worth_compiling"]
 
 #: numba is importable (and not disabled with OPENAUTOGLM_NO_NUMBA=1).
 HAVE_NUMBA = (importlib.util.find_spec("numba") is not None
@@ -55,3 +57,28 @@ def python(namespace: dict[str, Any], name: str) -> Any:
     """The uncompiled function of a helper (after :func:`jit` the global is a numba dispatcher)."""
     f = namespace[name]
     return getattr(f, "py_func", f)
+
+
+class Kernels:
+    """The compiled helpers of one kernel module, JIT-compiled together on first use.
+
+    Args:
+        namespace: the module's ``globals()``.
+        helpers: the helpers' names, in dependency order (see :func:`jit`).
+    """
+
+    def __init__(self, namespace: dict[str, Any], helpers: Sequence[str]) -> None:
+        self._namespace = namespace
+        self._helpers = tuple(helpers)
+        self._compiled = False
+
+    def compiled(self, name: str) -> Any:
+        """The numba dispatcher of helper ``name`` (compiling every helper once per process)."""
+        if not self._compiled:
+            jit(self._namespace, self._helpers)
+            self._compiled = True
+        return self._namespace[name]
+
+    def python(self, name: str) -> Any:
+        """The uncompiled function of helper ``name``."""
+        return python(self._namespace, name)

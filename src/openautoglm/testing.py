@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from openautoglm.simulate.schedule import _close_below, check_schedule
+from openautoglm.simulate.checks import close_below
+from openautoglm.simulate.schedule import check_schedule
 
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
@@ -41,6 +42,6 @@ def assert_valid_schedule(schedule: Schedule, complete: bool = True) -> None:
     problems = check_schedule(schedule, complete=complete)
     if complete and not problems:
         lb = lower_bound(schedule.graph, schedule.cluster)
-        if _close_below(schedule.makespan, lb):
+        if close_below(schedule.makespan, lb):
             problems.append(f"makespan {schedule.makespan:.9g} is below the lower bound {lb:.9g}")
     assert not problems, "invalid schedule:\n  " + "\n  ".join(problems)

@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 
 from openautoglm.core.graph import TaskGraph
-from openautoglm.history.store import (
-    Execution,
-    History,
-    HistoryError,
-    Transfer,
-    default_history_path,
-)
+from openautoglm.history.database import HistoryError, default_history_path
+from openautoglm.history.store import Execution, History, Transfer
 from openautoglm.history.cost_model import task_identity
 
 

@@ -17,7 +17,8 @@ from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 from openautoglm.core.loaders import random_dag
 from openautoglm.schedulers import schedule
-from openautoglm.schedulers.milp import MILPScheduler, replay, solve_makespan_milp
+from openautoglm.schedulers.milp import MILPScheduler, replay
+from openautoglm.schedulers.milp_formulation import solve_makespan_milp
 from openautoglm.simulate.schedule import Schedule, lower_bound
 from openautoglm.testing import assert_valid_schedule
 

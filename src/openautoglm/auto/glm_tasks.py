@@ -207,24 +207,7 @@ def glm_tasks(
         >>> [t.name for t in glm_tasks(steps=10, prompts=["Hi"], blanks=[])]
         ['glm_corpus', 'glm_train', 'glm_evaluate', 'glm_generate']
     """
-    config = {"n_layers": 2, "hidden": 64, "heads": 4, "max_len": 128} if config is None else config
-    cfg_dict = config.to_dict() if isinstance(config, GLMConfig) else dict(config)
-    shape = GLMConfig(**{"vocab_size": 110, **cfg_dict})  # validates the fields now
-    if seq_len > shape.max_len:
-        raise ValueError(f"seq_len={seq_len} exceeds max_len={shape.max_len}")
-    if max_new_tokens is None:
-        max_new_tokens = min(32, shape.max_len - 1)
-    if not 1 <= max_new_tokens < shape.max_len:
-        raise ValueError(
-            f"max_new_tokens must be in [1, {shape.max_len - 1}], got {max_new_tokens}"
-        )
-    for text in blanks:
-        if "[MASK]" not in text:
-            raise ValueError(
-                f"blank text {text!r} has no [MASK]; write e.g. 'The [MASK] statement'"
-            )
-    if isinstance(prompts, str) or isinstance(blanks, str):
-        raise ValueError("prompts and blanks are lists of strings, not one string")
+    cfg_dict, shape, max_new_tokens = _checked(config, seq_len, max_new_tokens, prompts, blanks)
     text = text_key or f"{prefix}_text"
     model_key = f"{prefix}_model"
     train_kw = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
@@ -246,6 +229,42 @@ def glm_tasks(
         input_keys=[model_key, text], output_key=f"{prefix}_metrics",
         cost=glm_cost(shape, "evaluate", n_batches=4, batch_size=16, seq_len=seq_len),
     ))
+    tasks += _inference_tasks(prefix, model_key, shape, prompts, blanks, max_new_tokens, seq_len)
+    if checkpoint_dir is not None:
+        tasks.append(Task(f"{prefix}_save", functools.partial(save_task, path=str(checkpoint_dir)),
+                          input_key=model_key, output_key=f"{prefix}_checkpoint", cost=0.05))
+    return tasks
+
+
+def _checked(config: GLMConfig | Mapping[str, Any] | None, seq_len: int,
+             max_new_tokens: int | None, prompts: Sequence[str], blanks: Sequence[str]
+             ) -> tuple[dict[str, Any], GLMConfig, int]:
+    """:func:`glm_tasks`' arguments checked: ``(config as a dict, its GLMConfig, max_new_tokens)``."""
+    config = {"n_layers": 2, "hidden": 64, "heads": 4, "max_len": 128} if config is None else config
+    cfg_dict = config.to_dict() if isinstance(config, GLMConfig) else dict(config)
+    shape = GLMConfig(**{"vocab_size": 110, **cfg_dict})  # validates the fields now
+    if seq_len > shape.max_len:
+        raise ValueError(f"seq_len={seq_len} exceeds max_len={shape.max_len}")
+    if max_new_tokens is None:
+        max_new_tokens = min(32, shape.max_len - 1)
+    if not 1 <= max_new_tokens < shape.max_len:
+        raise ValueError(
+            f"max_new_tokens must be in [1, {shape.max_len - 1}], got {max_new_tokens}"
+        )
+    for text in blanks:
+        if "[MASK]" not in text:
+            raise ValueError(
+                f"blank text {text!r} has no [MASK]; write e.g. 'The [MASK] statement'"
+            )
+    if isinstance(prompts, str) or isinstance(blanks, str):
+        raise ValueError("prompts and blanks are lists of strings, not one string")
+    return cfg_dict, shape, max_new_tokens
+
+
+def _inference_tasks(prefix: str, model_key: str, shape: GLMConfig, prompts: Sequence[str],
+                     blanks: Sequence[str], max_new_tokens: int, seq_len: int) -> list[Task]:
+    """The generate and fill-blank tasks of :func:`glm_tasks` (none for an empty list)."""
+    tasks: list[Task] = []
     if prompts:
         tasks.append(Task(
             f"{prefix}_generate",
@@ -262,9 +281,6 @@ def glm_tasks(
             cost=glm_cost(shape, "infer", n_prompts=len(blanks), max_new_tokens=max_new_tokens,
                           seq_len=seq_len),
         ))
-    if checkpoint_dir is not None:
-        tasks.append(Task(f"{prefix}_save", functools.partial(save_task, path=str(checkpoint_dir)),
-                          input_key=model_key, output_key=f"{prefix}_checkpoint", cost=0.05))
     return tasks
 
 

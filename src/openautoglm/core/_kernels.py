@@ -5,27 +5,13 @@
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from openautoglm import _numba
 
 __all__ = ["ranks"]
 
-_HELPERS = ("_upward", "_downward")
-_compiled = False
-
-
-def _compile() -> None:
-    global _compiled
-    if not _compiled:
-        _numba.jit(globals(), _HELPERS)
-        _compiled = True
-
-
-def _python(name: str) -> Any:
-    return _numba.python(globals(), name)
+_KERNELS = _numba.Kernels(globals(), ("_upward", "_downward"))
 
 
 def _upward(w, ptr, idx, cb):  # pragma: no cover - compiled
@@ -63,8 +49,7 @@ def ranks(direction: str, w: np.ndarray, ptr: np.ndarray, idx: np.ndarray, cb: n
     name = "_upward" if direction == "up" else "_downward"
     if not _numba.worth_compiling(len(w)):
         # Uncompiled, the loop reads Python lists faster than numpy scalars.
-        return np.asarray(_python(name)(list(map(float, w)), ptr.tolist(), idx.tolist(),
-                                        list(map(float, cb))), dtype=np.float64)
-    _compile()
-    return globals()[name](np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
-                           np.ascontiguousarray(cb, dtype=np.float64))
+        return np.asarray(_KERNELS.python(name)(list(map(float, w)), ptr.tolist(), idx.tolist(),
+                                                list(map(float, cb))), dtype=np.float64)
+    return _KERNELS.compiled(name)(np.ascontiguousarray(w, dtype=np.float64), ptr, idx,
+                                   np.ascontiguousarray(cb, dtype=np.float64))

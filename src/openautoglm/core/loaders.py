@@ -242,6 +242,26 @@ def random_dag(n: int, fat: float = 0.5, density: float = 0.5, regularity: float
         >>> bool((random_dag(20, fat=0.5, density=0.4, seed=3).cost == g.cost).all())
         True
     """
+    lo, hi = _check_dag_args(n, fat, density, regularity, jump, cost_range, cost_dist)
+    rng = np.random.default_rng(seed)
+    levels = _levels(n, float(fat), float(regularity), rng)
+    costs = _draw(rng, n, lo, hi, cost_dist)
+    import networkx as nx
+
+    G = nx.DiGraph()
+    for i in range(n):
+        G.add_node(i, cost=float(costs[i]))
+    _connect(G, levels, int(jump), float(density), rng)
+    sizes = _draw(rng, G.number_of_edges(), lo, hi, cost_dist)
+    for (u, v), s in zip(G.edges(), sizes):
+        G.edges[u, v]["size"] = float(s)
+    g = TaskGraph.from_networkx(G)
+    return g.with_ccr(ccr) if G.number_of_edges() else g
+
+
+def _check_dag_args(n: int, fat: float, density: float, regularity: float, jump: int,
+                    cost_range: tuple[float, float], cost_dist: str) -> tuple[float, float]:
+    """:func:`random_dag`'s arguments checked; returns the cost range as floats."""
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
     for name, v in (("fat", fat), ("density", density), ("regularity", regularity)):
@@ -254,33 +274,38 @@ def random_dag(n: int, fat: float = 0.5, density: float = 0.5, regularity: float
         raise ValueError(f"cost_range must be (low, high) with 0 <= low <= high, got {cost_range!r}")
     if cost_dist not in ("uniform", "lognormal"):
         raise ValueError(f"cost_dist must be 'uniform' or 'lognormal', got {cost_dist!r}")
-    rng = np.random.default_rng(seed)
-    width = max(1.0, float(n) ** float(fat))
+    return lo, hi
+
+
+def _levels(n: int, fat: float, regularity: float, rng: np.random.Generator) -> list[list[int]]:
+    """Task indices by level: about ``n ** fat`` per level, widths varied by ``regularity``."""
+    width = max(1.0, float(n) ** fat)
     levels: list[list[int]] = []
     placed = 0
     while placed < n:
-        w = width * rng.uniform(float(regularity), 2.0 - float(regularity))
+        w = width * rng.uniform(regularity, 2.0 - regularity)
         w = int(min(max(1, round(w)), n - placed))
         levels.append(list(range(placed, placed + w)))
         placed += w
+    return levels
 
-    def draw(k: int) -> np.ndarray:
-        if cost_dist == "uniform":
-            return rng.uniform(lo, hi, k)
-        mu = math.log(math.sqrt(max(lo, 1e-9) * max(hi, 1e-9)))
-        return np.clip(rng.lognormal(mu, 0.75, k), lo, hi)
 
-    costs = draw(n)
-    import networkx as nx
+def _draw(rng: np.random.Generator, k: int, lo: float, hi: float, cost_dist: str) -> np.ndarray:
+    """``k`` costs (or sizes) in ``[lo, hi]``: uniform, or log-normal around the geometric mean."""
+    if cost_dist == "uniform":
+        return rng.uniform(lo, hi, k)
+    mu = math.log(math.sqrt(max(lo, 1e-9) * max(hi, 1e-9)))
+    return np.clip(rng.lognormal(mu, 0.75, k), lo, hi)
 
-    G = nx.DiGraph()
-    for i in range(n):
-        G.add_node(i, cost=float(costs[i]))
+
+def _connect(G: Any, levels: list[list[int]], jump: int, density: float,
+             rng: np.random.Generator) -> None:
+    """Give each task below the first level its parents (DAGGEN's rule, see :func:`random_dag`)."""
     for li in range(1, len(levels)):
         prev = levels[li - 1]
-        pool = [t for lj in range(max(0, li - int(jump)), li - 1) for t in levels[lj]]
+        pool = [t for lj in range(max(0, li - jump), li - 1) for t in levels[lj]]
         for t in levels[li]:
-            k = 1 + int(rng.binomial(len(prev) - 1, float(density))) if len(prev) > 1 else 1
+            k = 1 + int(rng.binomial(len(prev) - 1, density)) if len(prev) > 1 else 1
             first = prev[int(rng.integers(len(prev)))]
             parents = {first}
             candidates = [p for p in prev + pool if p != first]
@@ -289,8 +314,3 @@ def random_dag(n: int, fat: float = 0.5, density: float = 0.5, regularity: float
                 parents.update(candidates[j] for j in rng.choice(len(candidates), extra, replace=False))
             for p in sorted(parents):
                 G.add_edge(p, t)
-    sizes = draw(G.number_of_edges())
-    for (u, v), s in zip(G.edges(), sizes):
-        G.edges[u, v]["size"] = float(s)
-    g = TaskGraph.from_networkx(G)
-    return g.with_ccr(ccr) if G.number_of_edges() else g

@@ -20,8 +20,9 @@ explain the costs (R^2 >= 0.5 with a positive slope on at least 4 samples), a le
 (or the residual standard deviation of the line); with one sample it is unknown (``nan``).
 
 The database is refused, and never written, when it is not an openautoglm history: a file that is
-not SQLite at all, or an SQLite database with someone else's tables. Read
-``tests/history/test_history.py`` for the exact behaviour.
+not SQLite at all, or an SQLite database with someone else's tables (``history/database.py``:
+the file, its schema and those checks). Read ``tests/history/test_history.py`` for the exact
+behaviour.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ import math
 import os
 import sqlite3
 import threading
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -43,57 +43,15 @@ from openautoglm._typing import TaskKey
 from openautoglm._validate import InputError, check_number, short
 from openautoglm.core.graph import TaskGraph
 from openautoglm.history.cost_model import CostEstimate, _fit, _Model, node_identities
+from openautoglm.history.database import (
+    check_existing,
+    create_schema,
+    default_history_path,
+    retry_locked,
+)
 from openautoglm.history.rows import Execution, Transfer, as_row
 
-
-__all__ = ["History", "HistoryError", "Execution", "Transfer", "default_history_path"]
-
-_APP = "openautoglm-history"
-_SCHEMA_VERSION = 1
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS oag_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS oag_runs (
-    run_id TEXT PRIMARY KEY, pipeline TEXT, policy TEXT, n_workers INTEGER,
-    started REAL, finished REAL, planned_makespan REAL, realised_makespan REAL, status TEXT
-);
-CREATE TABLE IF NOT EXISTS oag_executions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, pipeline TEXT,
-    task TEXT NOT NULL, identity TEXT NOT NULL, input_size INTEGER, output_size INTEGER,
-    worker TEXT, start REAL, end REAL, duration REAL, cost REAL, cores INTEGER,
-    bytes_moved INTEGER, status TEXT NOT NULL, error TEXT, attempt INTEGER,
-    planned_start REAL, planned_finish REAL
-);
-CREATE INDEX IF NOT EXISTS oag_executions_identity ON oag_executions (identity, status);
-CREATE INDEX IF NOT EXISTS oag_executions_run ON oag_executions (run_id);
-CREATE TABLE IF NOT EXISTS oag_transfers (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, src_task TEXT, dst_task TEXT,
-    src_identity TEXT, dst_identity TEXT, src_worker TEXT, dst_worker TEXT,
-    nbytes INTEGER, duration REAL
-);
-CREATE INDEX IF NOT EXISTS oag_transfers_pair ON oag_transfers (src_identity, dst_identity);
-"""
-
-
-class HistoryError(RuntimeError):
-    """The history database cannot be used (corrupt, foreign, or from a newer version)."""
-
-
-def default_history_path() -> Path:
-    """Where the history lives unless told otherwise.
-
-    ``$OPENAUTOGLM_HISTORY`` if set, else ``$XDG_CACHE_HOME/openautoglm/history.sqlite``
-    (``~/.cache/openautoglm/history.sqlite`` by default).
-
-    Returns:
-        The path (its folder is not created here).
-    """
-    env = os.environ.get("OPENAUTOGLM_HISTORY")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "openautoglm" / "history.sqlite"
+__all__ = ["History", "Execution", "Transfer"]
 
 
 class History:
@@ -132,41 +90,14 @@ class History:
         self._transfer_models: dict[tuple[str, str], float] | None = None
         self._bandwidth: float | None = None
         if self.path != ":memory:":
-            _check_existing(Path(self.path))
+            check_existing(Path(self.path))
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(
             str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
-        self._init_schema()
+        create_schema(self._conn, str(self.path), self.timeout, wal=self.path != ":memory:")
 
     # -- storage -------------------------------------------------------------------------
-    def _init_schema(self) -> None:
-        c = self._conn
-        c.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        if self.path != ":memory:":
-            # WAL lets readers and one writer work at once; setting it needs the write lock.
-            _retry_locked(lambda: c.execute("PRAGMA journal_mode = WAL"), self.timeout)
-        c.execute("PRAGMA synchronous = NORMAL")
-
-        def create() -> None:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                # Someone else may have made the file foreign between our check and the lock.
-                _check_schema(c, str(self.path))
-                # executescript() would commit early: run the statements one by one.
-                for stmt in filter(str.strip, _SCHEMA.split(";")):
-                    c.execute(stmt)
-                c.execute(
-                    "INSERT OR IGNORE INTO oag_meta VALUES ('app', ?), ('schema_version', ?)",
-                    (_APP, str(_SCHEMA_VERSION)),
-                )
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
-
-        _retry_locked(create, self.timeout)
-
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
@@ -254,7 +185,7 @@ class History:
                 raise
 
         with self._lock:
-            _retry_locked(write, self.timeout)
+            retry_locked(write, self.timeout)
             self._models = self._transfer_models = self._bandwidth = None
         return run_id
 
@@ -416,81 +347,3 @@ class History:
             if t is not None:
                 attrs["size"] = t
         return TaskGraph.from_networkx(G)
-
-
-def _retry_locked(fn: Any, timeout: float) -> Any:
-    """Call ``fn``, retrying while another process holds a lock SQLite would not wait for."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        try:
-            return fn()
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(0.2, delay * 2)
-
-
-def _check_existing(path: Path) -> None:
-    """Refuse a file that is not an openautoglm history, without writing to it."""
-    if path.is_dir():
-        raise HistoryError(f"History path {str(path)!r} is a directory; pass a file path instead.")
-    if not path.exists() or path.stat().st_size == 0:
-        folder = path.parent if str(path.parent) else Path(".")
-        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-            raise HistoryError(f"cannot create a history at {str(path)!r}: the folder is not "
-                               "writable; pass History(path=...) a writable place")
-        return
-    with open(path, "rb") as f:
-        head = f.read(len(_SQLITE_MAGIC))
-    if head != _SQLITE_MAGIC:
-        raise HistoryError(
-            f"{str(path)!r} is not an SQLite database (corrupt or another kind of file); "
-            "it was left untouched. Move it away or pass History(path=...) another file."
-        )
-    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
-    # Open read-only so that even inspecting it cannot change a byte; the path is quoted into
-    # the URI ('#', '?', '%' in a file name would otherwise cut it or be decoded).
-    uri = path.resolve().as_uri() + ("?mode=ro" if writable else "?mode=ro&immutable=1")
-    try:
-        conn = sqlite3.connect(uri, uri=True, timeout=5)
-        try:
-            _check_schema(conn, str(path))
-            problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as e:
-        raise HistoryError(
-            f"{str(path)!r} is a damaged SQLite database ({e}); it was left untouched. "
-            "Move it away or pass History(path=...) another file."
-        ) from e
-    if problems != ["ok"]:
-        raise HistoryError(
-            f"{str(path)!r} is a damaged SQLite database ({short('; '.join(problems), 200)}); "
-            "it was left untouched and nothing will be written to it. Move it away, or "
-            "recover it with the sqlite3 shell's .recover, or pass History(path=...) another file.")
-    if not writable:
-        raise HistoryError(
-            f"{str(path)!r} is an intact openautoglm history but read-only (the file or its "
-            "folder is not writable, and History records runs); it was left untouched. Fix the "
-            "permissions or copy it to a writable place.")
-
-
-def _check_schema(conn: sqlite3.Connection, path: str) -> None:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    tables.discard("sqlite_sequence")
-    if not tables:
-        return
-    meta = dict(conn.execute("SELECT name, value FROM oag_meta")) if "oag_meta" in tables else {}
-    if meta.get("app") != _APP:
-        raise HistoryError(
-            f"{path!r} is an SQLite database that does not belong to openautoglm "
-            f"(tables: {', '.join(sorted(tables))}); it was left untouched. "
-            "Pass History(path=...) a new file instead."
-        )
-    if int(meta.get("schema_version", 0)) > _SCHEMA_VERSION:
-        raise HistoryError(
-            f"{path!r} was written by a newer openautoglm (schema {meta['schema_version']}, "
-            f"this one reads {_SCHEMA_VERSION}); upgrade openautoglm or use another file."
-        )

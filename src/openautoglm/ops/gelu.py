@@ -9,30 +9,12 @@ import torch
 
 from openautoglm.ops.registry import register_op
 
-__all__ = [
-    "OpsUnavailableError",
-    "OpInfo",
-    "load",
-    "is_available",
-    "cpu_supports_avx2",
-    "kernel_capability",
-    "fused_bias_gelu",
-    "fused_layernorm_gelu",
-    "register_op",
-    "registered_ops",
-    "get_op",
-]
+#: What ``from openautoglm.ops.gelu import *`` gives; the ops themselves are public in
+#: :mod:`openautoglm.ops` (``fused_bias_gelu``, ``fused_layernorm_gelu``).
+__all__ = ["APPROXIMATE", "NAMESPACE"]
 
 NAMESPACE = "openautoglm"
 APPROXIMATE = ("none", "tanh")
-
-
-# ------------------------------------------------------------------ loading
-
-
-
-
-# ------------------------------------------------------------------ registry
 
 
 # ------------------------------------------------------------------ built-in ops: checks and fakes

@@ -15,28 +15,18 @@ learned scheduler's placement clusters, compiled too when numba is there.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from openautoglm import _numba
 from openautoglm._numba import HAVE_NUMBA
 
-_HELPERS = ("_less", "_push", "_pop", "_bisect_right", "_earliest", "_insert", "_delete",
-            "_occupy", "_kernel")
-_compiled: Any = None
-#: Relative tolerance of the timelines (``simulate._REL_TOL``): a step that begins within
+#: The list-scheduling helpers, in dependency order (compiled once per process, cached on disk).
+_KERNELS = _numba.Kernels(globals(), ("_less", "_push", "_pop", "_bisect_right", "_earliest",
+                                      "_insert", "_delete", "_occupy", "_kernel"))
+
+#: Relative tolerance of the timelines (``simulate.timeline.REL_TOL``): a step that begins within
 #: rounding of a task's end does not block it.
 REL_TOL = 1e-9
-
-
-def _compile() -> Any:
-    """JIT the list-scheduling helpers (cached on disk by numba), once per process."""
-    global _compiled
-    if _compiled is None:
-        _numba.jit(globals(), _HELPERS)
-        _compiled = globals()["_kernel"]
-    return _compiled
 
 
 def _less(ka, ia, kb, ib):  # pragma: no cover - compiled
@@ -255,7 +245,7 @@ def run_list(prio: np.ndarray, K: np.ndarray, dur: np.ndarray, C: np.ndarray,
     """
     if not HAVE_NUMBA:
         return None
-    kernel = _compile()
+    kernel = _KERNELS.compiled("_kernel")
     out = kernel(np.ascontiguousarray(prio, dtype=np.float64),
                  np.ascontiguousarray(K, dtype=np.int64),
                  np.ascontiguousarray(dur, dtype=np.float64),

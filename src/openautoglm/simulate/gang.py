@@ -24,13 +24,13 @@ run (idle gaps included), choosing among the k-sets the one that finishes first
 """
 from __future__ import annotations
 
-import heapq
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openautoglm.core.costs import amdahl
+from openautoglm.simulate._reference import data_ready_times, priority_order
 
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
@@ -105,26 +105,12 @@ def run_list_gangs(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.nda
     fixes a gang's rank-0 worker (the durations of single-worker tasks already carry pins).
     """
     g = sched.graph
-    n, W = dur.shape
+    W = dur.shape[1]
     C = sched.cluster.cores
     et, par = sched._et, g.parallel
-    ptr, idx, comm = g.pred_ptr, g.pred_idx, sched._comm
-    indeg = np.diff(g.pred_ptr).tolist()
-    wk, fin = sched._worker, sched._finish
     wrange = np.arange(W)
-    neg = (-prio).tolist()
-    ready = [(neg[i], i) for i in range(n) if indeg[i] == 0]
-    heapq.heapify(ready)
-    while ready:
-        _, i = heapq.heappop(ready)
-        ps, pe = ptr[i], ptr[i + 1]
-        if pe == ps:
-            drt = np.zeros(W)
-        else:
-            P = idx[ps:pe]
-            F = fin[P]
-            drt = np.where(wk[P][:, None] == wrange[None, :], F[:, None],
-                           (F + comm[ps:pe])[:, None]).max(axis=0)
+    for i in priority_order(g, prio):
+        drt = data_ready_times(sched, i, wrange)
         lo = drt if insertion else np.maximum(drt, sched._last_start)
         if gang[i] > 1:
             kc = int(K[i].min())
@@ -143,7 +129,3 @@ def run_list_gangs(sched: Schedule, prio: np.ndarray, K: np.ndarray, dur: np.nda
                     best = (s + float(dur[i, w]), s, w)
             f, s, w = best
             sched._place(i, w, s, int(K[i, w]), f)
-        for c in g.succ_idx[g.succ_ptr[i]:g.succ_ptr[i + 1]].tolist():
-            indeg[c] -= 1
-            if indeg[c] == 0:
-                heapq.heappush(ready, (neg[c], c))

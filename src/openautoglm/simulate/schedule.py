@@ -1,4 +1,4 @@
-"""The simulator: schedules, their validity, the lower bound, and the one list scheduler.
+"""The simulator's plan: a Schedule built placement by placement, its checks, the lower bound.
 
 Cast of characters:
 
@@ -8,8 +8,7 @@ Cast of characters:
   on another worker, its edge's ``size / bandwidth`` transfer done.
 - ``eft``: earliest finish time; list scheduling puts each task where it finishes earliest.
 - ``timeline``: per worker, the cores in use as a step function of time
-  (breakpoints ``T`` and usage ``U``; adjacent equal steps are merged, so a busy single-core
-  worker is one step and each idle gap is one more).
+  (:mod:`openautoglm.simulate.timeline`).
 
 ::
 
@@ -18,12 +17,13 @@ Cast of characters:
 
 ``Schedule.add`` refuses any placement that breaks the cost model, so a Schedule is valid by
 construction; ``list_schedule`` builds one fast (arrays, bisect on the timelines, numpy over the
-workers). Read ``tests/simulate/test_simulate.py`` for hand-computed schedules.
+workers). ``check_schedule`` re-derives every constraint from the placements alone
+(:mod:`openautoglm.simulate.checks`); ``Schedule.gantt`` draws with :mod:`openautoglm.simulate.gantt`.
+Read ``tests/simulate/test_simulate.py`` for hand-computed schedules.
 """
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -32,21 +32,15 @@ from openautoglm._typing import TaskKey, WorkerIndex
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.costs import amdahl, gang_duration, transfer_time, upward_rank
 from openautoglm.core.graph import TaskGraph
-from openautoglm.simulate import _kernel
+from openautoglm.simulate import timeline
+from openautoglm.simulate.checks import placement_problems
+from openautoglm.simulate.gantt import Bar, draw_gantt
+from openautoglm.simulate.timeline import tol as _tol
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Schedule", "Placement", "InvalidScheduleError", "lower_bound", "check_schedule"]
-
-#: Overlaps and gaps within this relative tolerance are rounding, not conflicts: the search for
-#: a start (both engines) and the validity checks use the same one.
-_REL_TOL = _kernel.REL_TOL
-
-
-def _tol(t: float) -> float:
-    return _REL_TOL * max(1.0, abs(t))
-
 
 class InvalidScheduleError(ValueError):
     """A placement or a schedule breaks the cost model (dependency, transfer or core capacity)."""
@@ -251,16 +245,7 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
 
     def _overload(self, w: int, t: float, d: float, k: int, C: int) -> tuple[float, int] | None:
         """First (time, usage) in ``[t, t + d)`` where ``k`` more cores do not fit, else None."""
-        if d <= 0:
-            return None
-        T, U = self._T[w], self._U[w]
-        lo, hi = t + _tol(t), t + d - _tol(t + d)
-        m = max(bisect_right(T, lo) - 1, 0)
-        while m < len(T) and T[m] < hi:
-            if U[m] + k > C:
-                return (max(T[m], t), U[m])
-            m += 1
-        return None
+        return timeline.overload(self._T[w], self._U[w], t, d, k, C)
 
     def _place(self, i: int, w: int, t: float, k: int, f: float) -> Placement:
         """Record a placement that is known to be valid and update the worker's timeline."""
@@ -272,24 +257,8 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         if t > self._last_start[w]:
             self._last_start[w] = t
         if f > t:
-            T, U = self._T[w], self._U[w]
-            a = bisect_right(T, t) - 1
-            if T[a] != t:
-                a += 1
-                T.insert(a, t)
-                U.insert(a, U[a - 1])
-            b = bisect_left(T, f, a)
-            if b == len(T) or T[b] != f:
-                T.insert(b, f)
-                U.insert(b, U[b - 1])
-            for m in range(a, b):
-                U[m] += k
-            # Merge equal neighbours so busy stretches stay one step.
-            if U[b] == U[b - 1]:
-                del T[b], U[b]
-            if a > 0 and U[a] == U[a - 1]:
-                del T[a], U[a]
-            self._end[w] = T[-1]
+            timeline.occupy(self._T[w], self._U[w], t, f, k)
+            self._end[w] = self._T[w][-1]
         return pl
 
     def _load(self, worker: np.ndarray, start: np.ndarray, finish: np.ndarray, T: np.ndarray,
@@ -314,28 +283,7 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
 
     def _earliest_start(self, w: int, t: float, d: float, k: int, C: int) -> float:
         """Earliest ``s >= t`` with ``k`` cores free on ``w`` during ``[s, s + d)``."""
-        if d <= 0:
-            return t
-        T, U = self._T[w], self._U[w]
-        n = len(T)
-        i = bisect_right(T, t + _tol(t)) - 1  # a step ending within rounding after t is over
-        while True:
-            if U[i] + k > C:
-                # The last step is idle, so a blocked step always has a successor.
-                i += 1
-                t = T[i]
-                continue
-            e = t + d
-            e -= _tol(e)  # a step that begins within rounding of the end does not block
-            j = i + 1
-            while j < n and T[j] < e:
-                if U[j] + k > C:
-                    break
-                j += 1
-            else:
-                return t
-            i = j + 1
-            t = T[i]
+        return timeline.earliest_start(self._T[w], self._U[w], t, d, k, C)
 
     # ------------------------------------------------------------------ reading
     @property
@@ -395,71 +343,9 @@ the data of dependency 'a' (finished 2 on worker 0) arrives at 5
         Returns:
             The matplotlib Axes.
         """
-        import matplotlib
-
-        if ax is None:
-            matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            W = self.cluster.n_workers
-            _, ax = plt.subplots(figsize=(10, 1 + 0.6 * W))
-        labels = len(self.placements) <= 60 if labels is None else labels
-        cmap = plt.get_cmap("tab20")
-        ax.set_xlim(0, max(self.makespan, 1e-9) * 1.01)
-        ax.set_ylim(-0.1, self.cluster.n_workers)
-        fit = _LabelFit(ax) if labels else None
-        lanes_free: list[list[float]] = [[0.0] * int(c) for c in self.cluster.cores]
-        for n_, key in enumerate(self.start_order()):
-            _, s, f = self.placements[key]
-            for w in self.gangs.get(key, (self.placements[key].worker,)):  # a gang: each member
-                C = int(self.cluster.cores[w])
-                free = lanes_free[w]
-                lanes = sorted(range(C), key=lambda L: (free[L] > s + _tol(s), L))[: self.cores[key]]
-                for L in lanes:
-                    free[L] = f
-                    ax.broken_barh([(s, f - s)], (w + L / C, 0.9 / C),
-                                   facecolors=cmap(n_ % 20), edgecolor="black", linewidth=0.3)
-                text = fit.label(str(key), f - s, 0.9 / C) if fit is not None else None
-                if text:  # a label that does not fit its bar is abbreviated or left out, never smeared
-                    ax.text(s + (f - s) / 2, w + (min(lanes) + 0.45) / C, text,
-                            ha="center", va="center", fontsize=fit.fontsize, clip_on=True)
-        ax.set_yticks([w + 0.45 for w in range(self.cluster.n_workers)])
-        ax.set_yticklabels([f"worker {w}" for w in range(self.cluster.n_workers)])
-        ax.set_xlabel("time (s)")
-        ax.set_title(f"makespan {self.makespan:.4g} s")
-        if path is not None:
-            ax.figure.savefig(path, bbox_inches="tight")
-        return ax
-
-
-class _LabelFit:
-    """Fits task names into Gantt bars: the full name, an abbreviation ending in "…", or none.
-
-    Widths come from the Axes' size in pixels at the figure's dpi, with a conservative
-    0.62 em per character (7-pt DejaVu Sans averages about 0.55 em).
-    """
-
-    fontsize = 7.0
-
-    def __init__(self, ax: Any) -> None:
-        bbox = ax.get_window_extent()
-        x0, x1 = ax.get_xlim()
-        y0, y1 = ax.get_ylim()
-        self.px_per_x = bbox.width / max(x1 - x0, 1e-12)
-        self.px_per_y = bbox.height / max(y1 - y0, 1e-12)
-        dpi = ax.figure.dpi
-        self.char_px = self.fontsize * 0.62 * dpi / 72
-        self.line_px = self.fontsize * 1.2 * dpi / 72
-
-    def label(self, name: str, width: float, height: float) -> str | None:
-        """The text to write in a bar ``width`` seconds wide and ``height`` lanes high."""
-        if height * self.px_per_y < self.line_px:
-            return None
-        room = int((width * self.px_per_x - 2) / self.char_px)
-        if len(name) <= room:
-            return name
-        return name[: room - 1] + "…" if room >= 4 else None
+        bars = [Bar(key, p.start, p.finish, self.gangs.get(key, (p.worker,)), self.cores[key])
+                for key in self.start_order() for p in (self.placements[key],)]
+        return draw_gantt(self.cluster.cores.tolist(), bars, self.makespan, path, ax, labels)
 
 
 def lower_bound(graph: TaskGraph, cluster: Cluster) -> float:
@@ -502,73 +388,5 @@ def check_schedule(schedule: Schedule, complete: bool = True) -> list[str]:
         schedule: the schedule to check.
         complete: also require every task of the graph to be placed.
     """
-    g, c = schedule.graph, schedule.cluster
-    problems: list[str] = []
-    et = g.exec_time(c)
-    pl = schedule.placements
-    if complete:
-        missing = [k for k in g.tasks if k not in pl]
-        if missing:
-            problems.append(f"{len(missing)} task(s) not placed, e.g. {missing[:3]!r}")
-    extra = [k for k in pl if k not in g.index]
-    if extra:
-        problems.append(f"placements for unknown tasks {extra[:3]!r}")
-    events: list[list[tuple[float, int, int]]] = [[] for _ in range(c.n_workers)]
-    extra = [k for k in schedule.gangs if k in g.index and g.gang[g.index[k]] == 1]
-    if extra:
-        problems.append(f"gang members given for tasks that are not gangs: {extra[:3]!r}")
-    for key, p in pl.items():
-        if key not in g.index:
-            continue
-        i = g.index[key]
-        w, s, f = p
-        k = schedule.cores.get(key, 1)
-        members = (w,)
-        if g.gang[i] > 1:
-            members = tuple(schedule.gangs.get(key, ()))
-            if (len(set(members)) != g.gang[i] or len(members) != g.gang[i]
-                    or members[0] != w):
-                problems.append(f"gang task {key!r} needs {g.gang[i]} distinct workers, rank 0 "
-                                f"on {w}; it has {members!r}")
-                continue
-        if not all(0 <= m < c.n_workers for m in members):
-            problems.append(f"task {key!r} on unknown worker(s) {members}")
-            continue
-        if not all(1 <= k <= c.cores[m] for m in members):
-            problems.append(f"task {key!r} holds {k} cores on worker(s) {members}, which have "
-                            f"{[int(c.cores[m]) for m in members]}")
-        if not (np.isfinite(s) and s >= 0):
-            problems.append(f"task {key!r} starts at {s!r}")
-        d = max(et[i, m] for m in members) * amdahl(g.parallel[i], k)
-        if abs((f - s) - d) > 1e-7 * max(1.0, abs(f)):
-            problems.append(f"task {key!r} runs {f - s:.9g} s but the cost model says {d:.9g} s")
-        for e in range(g.pred_ptr[i], g.pred_ptr[i + 1]):
-            dep = g.tasks[g.pred_idx[e]]
-            if dep not in pl:
-                problems.append(f"task {key!r} is placed but its dependency {dep!r} is not")
-                continue
-            wd, _, fd = pl[dep]  # a gang's output lives on its rank 0
-            for m in members:  # every member reads every input
-                arrive = fd + (0.0 if wd == m else float(transfer_time(g.pred_size[e], c)))
-                if _close_below(s, arrive):
-                    problems.append(f"task {key!r} starts at {s:.9g} on worker {m} before the "
-                                    f"data of {dep!r} (worker {wd}) arrives at {arrive:.9g}")
-        if f > s:
-            for m in members:
-                events[m].append((s, +1, k))
-                events[m].append((f, -1, k))
-    for w, ev in enumerate(events):
-        # Releases sort before acquisitions at equal times; nudge by rounding tolerance.
-        ev.sort(key=lambda x: (x[0] + (-1e-7 * max(1.0, abs(x[0])) if x[1] < 0 else 0.0), x[1]))
-        used = 0
-        for t, sign, k in ev:
-            used += sign * k
-            if used > c.cores[w]:
-                problems.append(f"worker {w} runs {used} cores at {t:.9g} but has {c.cores[w]}")
-                break
-    return problems
-
-
-def _close_below(a: float, b: float) -> bool:
-    """True when ``a`` is below ``b`` by more than rounding."""
-    return a + 1e-7 * max(1.0, abs(b)) < b
+    return placement_problems(schedule.graph, schedule.cluster, schedule.placements,
+                              schedule.cores, schedule.gangs, complete)

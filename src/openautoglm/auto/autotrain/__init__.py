@@ -1,5 +1,6 @@
-"""The AutoTrainer: its config schema (``config``), one trial's steps (``jobs``) and the search
-that runs trials as pipelines (``trainer``).
+"""The AutoTrainer: its config schema (``config``), one trial's steps (``jobs``), the Optuna
+study (``study``), the search that runs trials as pipelines (``trainer``) and its results
+table and plot (``results``).
 """
 from __future__ import annotations
 

@@ -19,9 +19,9 @@ Training reports the validation loss to Optuna every ``training.eval_every`` ste
 when the pruner (median) says the trial is hopeless. With an engine, per-task times go to the
 :class:`~openautoglm.history.History` (``output_dir/history.sqlite``).
 
-The study lives in Optuna storage (``search.storage``, SQLite): a search that is killed and
-started again keeps every finished trial, re-runs the trials that were cut off, and runs only
-what is left of ``search.trials``. Each finished trial's weights are kept in
+The study lives in Optuna storage (``search.storage``, SQLite; ``study.py``): a search that is
+killed and started again keeps every finished trial, re-runs the trials that were cut off, and
+runs only what is left of ``search.trials``. The results table and plot are ``results.py``. Each finished trial's weights are kept in
 ``output_dir/trials/`` so :meth:`AutoTrainer.export` works after a resume.
 
 Tests: tests/auto/test_autotrain.py (the resume test kills a real search process).
@@ -29,12 +29,20 @@ Tests: tests/auto/test_autotrain.py (the resume test kills a real search process
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from openautoglm.auto.autotrain.config import AutoTrainConfig, Range, load_config
+from openautoglm.auto.autotrain.config import AutoTrainConfig, load_config
 from openautoglm.auto.autotrain.jobs import _LIVE_TRIALS, _Trial, _TrialJob, trial_cost
+from openautoglm.auto.autotrain.results import plot_search, results_table
+from openautoglm.auto.autotrain.study import (
+    ask,
+    finished,
+    open_study,
+    requeue_interrupted,
+    tell,
+    warn_if_all_zero,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -82,47 +90,8 @@ class AutoTrainer:
     def study(self) -> optuna.Study:
         """The Optuna study (created, or loaded from ``search.storage`` to resume)."""
         if self._study is None:
-            import optuna
-
-            s = self.config.search
-            if s.sampler == "tpe":
-                with warnings.catch_warnings():  # constant_liar is "experimental" in optuna < 5
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    # A wave is asked before any of its trials finishes: the liar keeps it spread.
-                    sampler = optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=s.startup_trials,
-                                                         constant_liar=True)
-            else:
-                sampler = optuna.samplers.RandomSampler(seed=s.seed)
-            pruner = (optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
-                      if s.pruner == "median" else optuna.pruners.NopPruner())
-            storage = s.storage
-            if storage is not None and not storage.startswith("sqlite:"):
-                Path(storage).parent.mkdir(parents=True, exist_ok=True)
-                storage = f"sqlite:///{Path(storage).resolve()}"
-            self._study = optuna.create_study(
-                storage=storage, study_name=s.study_name, sampler=sampler, pruner=pruner,
-                direction=self.config.direction, load_if_exists=True)
-            if self._study.direction.name.lower() != self.config.direction:
-                raise ValueError(f"study {s.study_name!r} in {storage} was made to "
-                                 f"{self._study.direction.name.lower()}, but metric "
-                                 f"{self.config.metric!r} needs {self.config.direction}; use another "
-                                 "search.study_name or storage")
+            self._study = open_study(self.config)
         return self._study
-
-    def _finished(self) -> int:
-        from optuna.trial import TrialState
-
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-
-    def _requeue_interrupted(self) -> int:
-        """Trials left RUNNING by a killed search: mark them failed and queue their params again."""
-        from optuna.trial import TrialState
-
-        stale = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for t in stale:
-            self.study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            self.study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
-        return len(stale)
 
     # --- search --------------------------------------------------------------------------
     def search(self, trials: int | None = None, timeout_s: float | None = None) -> pd.DataFrame:
@@ -142,7 +111,7 @@ class AutoTrainer:
 
         wanted = self.config.search.trials if trials is None else int(trials)
         budget = self.config.search.timeout_s if timeout_s is None else timeout_s
-        self._requeue_interrupted()
+        requeue_interrupted(self.study)
         self.output_dir.joinpath("trials").mkdir(parents=True, exist_ok=True)
         policy = self.config.cluster.policy
         engine, owned = self._engine() if policy != "sequential" else (None, False)
@@ -155,7 +124,7 @@ class AutoTrainer:
 
                 history = History(self.output_dir / "history.sqlite")
             start = time.perf_counter()
-            while (left := wanted - self._finished()) > 0:
+            while (left := wanted - finished(self.study)) > 0:
                 if budget is not None and self.wave_times and time.perf_counter() - start > budget:
                     break  # the budget is checked between waves; the first always runs
                 wave = [self._ask() for _ in range(min(left, self.wave_size(engine)))]
@@ -170,7 +139,7 @@ class AutoTrainer:
                     raise
                 self.wave_times.append(time.perf_counter() - t0)
                 for trial, outcome in zip(wave, outcomes):
-                    self._tell(trial, outcome)
+                    tell(self.study, trial, outcome)
                 errors = [o["error"] for o in outcomes if o.get("error")]
                 if len(errors) == len(wave):
                     # Every trial failed: the configuration, not the parameters, is at fault.
@@ -183,28 +152,10 @@ class AutoTrainer:
                 history.close()
             if owned:
                 engine.close()
-        self._warn_if_all_zero()
+        warn_if_all_zero(self.study, self.config)
         if self.config.export is not None:
             self.export(self.config.export)
         return self.results()
-
-    def _warn_if_all_zero(self) -> None:
-        """Say why when every complete trial scored 0 on BLEU/ROUGE (a flat, useless search)."""
-        from optuna.trial import TrialState
-
-        if self.config.metric == "loss":
-            return
-        done = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not done or any(t.value for t in done):
-            return
-        output, reference = (done[-1].user_attrs.get("sample") or ["?", "?"])[:2]
-        warnings.warn(
-            f"every one of the {len(done)} complete trials scored {self.config.metric} = 0.0: no word "
-            f"of the models' outputs matches the references (trial {done[-1].number} wrote "
-            f"{output!r} for {reference!r}). Character-level GLMs this small and this briefly "
-            "trained do not yet write whole words, so BLEU/ROUGE cannot rank them; use "
-            "metric: loss, or more training.steps and a longer evaluation.target_chars",
-            UserWarning, stacklevel=2)
 
     def _engine(self) -> tuple[Any, bool]:
         if self.engine is not None:
@@ -232,40 +183,7 @@ class AutoTrainer:
         return self.config.search.wave_size(threads)
 
     def _ask(self) -> _Trial:
-        trial = self.study.ask()
-        params: dict[str, Any] = {}
-        for name, spec in self.config.search_space().items():
-            integer = name in ("n_layers", "hidden", "heads", "steps", "batch_size")
-            if isinstance(spec, Range):
-                if integer or spec.is_int and name != "lr":
-                    params[name] = trial.suggest_int(name, int(spec.low), int(spec.high), log=spec.log,
-                                                     step=int(spec.step or 1))
-                else:
-                    params[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.log, step=spec.step)
-            elif isinstance(spec, list) and len(spec) > 1:
-                params[name] = trial.suggest_categorical(name, spec)
-            else:
-                value = spec[0] if isinstance(spec, list) else spec
-                params[name] = value
-                trial.set_user_attr(name, value)
-            if integer:
-                params[name] = int(params[name])
-        return _Trial(trial.number, params, trial)
-
-    def _tell(self, trial: _Trial, outcome: dict[str, Any]) -> None:
-        from optuna.trial import TrialState
-
-        handle = trial.handle
-        for key in ("seconds", "train_seconds", "steps_run", "sample"):
-            if key in outcome:
-                handle.set_user_attr(key, outcome[key])
-        if outcome.get("error"):
-            handle.set_user_attr("error", outcome["error"][:500])
-            self.study.tell(handle, state=TrialState.FAIL)
-        elif outcome.get("pruned"):
-            self.study.tell(handle, state=TrialState.PRUNED)
-        else:
-            self.study.tell(handle, outcome["value"])
+        return ask(self.study, self.config)
 
     # --- one wave as a pipeline ----------------------------------------------------------
     def _corpus(self) -> str:
@@ -324,15 +242,7 @@ class AutoTrainer:
     # --- results -------------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
         """One row per trial: ``trial``, each parameter, ``state``, the metric, ``seconds``."""
-        import pandas as pd
-
-        rows = []
-        for t in self.study.get_trials(deepcopy=False):
-            params = {**{k: v for k, v in t.user_attrs.items() if k in self.config.search_space()}, **t.params}
-            rows.append({"trial": t.number, **params, "state": t.state.name.lower(),
-                         self.config.metric: t.value, "seconds": t.user_attrs.get("seconds")})
-        columns = ["trial", *self.config.search_space(), "state", self.config.metric, "seconds"]
-        return pd.DataFrame(rows, columns=columns)
+        return results_table(self.study, self.config)
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial:
@@ -341,36 +251,8 @@ class AutoTrainer:
 
     def plot(self, path: str | Path | None = None) -> Path:
         """Plot each trial's metric and the best so far; returns the PNG path."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        df = self.results()
         path = Path(path) if path is not None else self.output_dir / "search.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        m = self.config.metric
-        done = df[df["state"] == "complete"]
-        ax.scatter(done["trial"], done[m], label="complete", color="tab:blue")
-        pruned = df[df["state"] == "pruned"]
-        if len(pruned):
-            ax.scatter(pruned["trial"], [done[m].max() if len(done) else 0] * len(pruned), marker="x",
-                       color="tab:red", label="pruned")
-        if len(done):
-            best = done[m].cummin() if self.config.direction == "minimize" else done[m].cummax()
-            ax.step(done["trial"], best, where="post", color="black", label="best so far")
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("trial")
-        ax.set_ylabel(m)
-        ax.set_title(f"AutoTrainer search ({self.config.search.sampler}, {self.config.cluster.policy})")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return path
+        return plot_search(self.results(), self.config, path)
 
     def export(self, path: str | Path = "best_model.pt") -> Path:
         """Write the best trial's model: weights and config only, never a pickle.

@@ -4,8 +4,8 @@
 share, edge co-location) with its ``weights`` file (gnn.pt beside it; ``untrained_model``, the
 control) -> ``decode`` (the one-shot plan) -> ``guided`` (the default, model-guided search over
 ``local_search``) or the full candidate set (``placement`` + ``local_search``) -> ``scheduler``
-(GNNScheduler, policy ``"gnn"``); ``targets`` (the teacher search) and ``training`` make the
-weights.
+(GNNScheduler, policy ``"gnn"``); ``examples`` (the training graphs), ``targets`` (the teacher
+search) and ``training`` make the weights.
 
 ``placement``, ``local_search``, ``decode`` and ``guided`` import no torch (``decode`` only
 when it runs the edge head), so the names are imported on first use (PEP 562) and
@@ -28,7 +28,7 @@ _LAZY = {
     "save_model": "weights",
     "untrained_model": "weights",
     "train_scheduler": "training",
-    "make_examples": "training",
+    "make_examples": "examples",
     "cluster_pins": "placement",
     "linear_pins": "placement",
 }

@@ -1,20 +1,9 @@
-"""No-learning baseline: the best of K randomly perturbed HEFT rankings.
+"""Local search over a simulated plan: placement moves, re-ranking, kicks.
 
-Every sample multiplies each task's upward rank by ``exp(sigma * N(0, 1))`` and hands the
-result to the one list scheduler (:func:`openautoglm.simulate.list_schedule`); the sample with
-the smallest simulated makespan wins. Sample 0 is HEFT's own ranking, so the search is never
-worse than HEFT. The learned scheduler is trained to imitate the winners of this search
-(``openautoglm.schedulers.gnn.training``) and the benchmark compares against it (``policy="heft_search"``).
-
-::
-
-    rank_u ──> rank_u * exp(sigma * z_k), k = 0..K-1 ──> list_schedule ──> min makespan
-
-:func:`refine_placement` is the other search the learned scheduler uses: local moves of a
-plan's placements (a task next to its late data, critical-path tasks onto their parents'
-workers, a chain or local group kept on one worker across the heaviest cut edges, a lightly
-used worker emptied, cheap-data tasks to idle workers), each one checked by the same list
-scheduler. :func:`iterate_ranks` is iterative list scheduling: re-rank the tasks by the
+:func:`refine_placement` tries local moves of a plan's placements (``moves.py``: a task next
+to its late data, critical-path tasks onto their parents' workers, a chain or local group kept
+on one worker across the heaviest cut edges, a lightly used worker emptied, cheap-data tasks to
+idle workers), each one checked by the same list scheduler. :func:`iterate_ranks` is iterative list scheduling: re-rank the tasks by the
 plan's realised upward rank (its own run times, transfers only between workers) and schedule
 again. :func:`iterated_search` strings them together within a budget of simulations:
 descents of placement moves and re-ranking, then seeded kicks of the realised rank::
@@ -32,11 +21,13 @@ Tests: ``tests/schedulers/gnn/test_gnn.py`` (search never worse than HEFT, deter
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openautoglm.core.costs import transfer_time, upward_rank
+from openautoglm.schedulers.gnn.moves import offload_order, placement_moves
 from openautoglm.simulate.list_scheduler import ListEvaluator
 
 if TYPE_CHECKING:
@@ -45,157 +36,6 @@ if TYPE_CHECKING:
     from openautoglm.simulate.list_scheduler import ListResult
 
 __all__ = ["better", "iterate_ranks", "iterated_search", "realised_rank", "refine_placement"]
-
-
-def _heaviest(edges: np.ndarray, size: np.ndarray, limit: int) -> np.ndarray:
-    """The ``limit`` heaviest of ``edges``, heaviest first (ties: lower index first)."""
-    if len(edges) > 4 * limit:
-        # Only the heaviest few are needed: keep those at least the limit-th size, then sort.
-        cut = np.partition(size[edges], len(edges) - limit)[len(edges) - limit]
-        edges = edges[size[edges] >= cut]
-    return edges[np.argsort(-size[edges], kind="stable")][:limit]
-
-
-def _offload_moves(cluster: Cluster, plan: ListResult, order: np.ndarray,
-                   limit: int = 16) -> list[tuple[int, int]]:
-    """Move tasks with the least data per second of work (``order``) to the least busy worker."""
-    busy = np.bincount(plan.worker, weights=plan.finish - plan.start, minlength=cluster.n_workers)
-    moves: list[tuple[int, int]] = []
-    for idle in np.argsort(busy / cluster.speeds, kind="stable")[:2].tolist():
-        moves += [(int(i), idle) for i in order[: 4 * limit] if plan.worker[i] != idle][:limit]
-    return moves
-
-
-def _merge_moves(graph: TaskGraph, cluster: Cluster, plan: ListResult, limit: int = 2
-                 ) -> list[tuple[np.ndarray, int]]:
-    """Empty the least busy workers onto the workers they exchange the most data with."""
-    W = cluster.n_workers
-    wk = plan.worker
-    busy = np.bincount(wk, weights=plan.finish - plan.start, minlength=W)
-    used = np.flatnonzero(busy > 0)
-    if len(used) < 2:
-        return []
-    a_w, b_w = wk[graph.edge_src], wk[graph.edge_dst]
-    across = a_w != b_w
-    data = np.zeros((W, W))
-    np.add.at(data, (a_w[across], b_w[across]), graph.edge_size[across])
-    data += data.T
-    moves: list[tuple[np.ndarray, int]] = []
-    for a in used[np.argsort(busy[used] / cluster.speeds[used], kind="stable")][:limit].tolist():
-        tasks = np.flatnonzero(wk == a)
-        others = used[used != a]
-        partners = others[np.argsort(-data[a, others], kind="stable")][:2].tolist()
-        idlest = int(others[np.argmin(busy[others] / cluster.speeds[others])])
-        for b in dict.fromkeys(partners + [idlest]):
-            moves.append((tasks, int(b)))
-    return moves
-
-
-def _edge_moves(graph: TaskGraph, plan: ListResult, limit: int = 16,
-                score: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
-    """For the heaviest edges that cross workers, move one endpoint's local group to the other.
-
-    A local group is a connected set of tasks joined by edges that stay on one worker (a
-    chain already kept together), so a move keeps it whole.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(graph)
-    wk = plan.worker
-    src, dst = graph.edge_src, graph.edge_dst
-    local = wk[src] == wk[dst]
-    adj = coo_matrix((np.ones(int(local.sum())), (src[local], dst[local])), shape=(n, n))
-    _, group = connected_components(adj, directed=False)
-    cross = np.flatnonzero(~local)
-    cross = _heaviest(cross, graph.edge_size if score is None else score, limit)
-    moves: list[tuple[np.ndarray, int]] = []
-    for e in cross.tolist():
-        u, v = int(src[e]), int(dst[e])
-        moves.append((np.flatnonzero(group == group[v]), int(wk[u])))
-        moves.append((np.flatnonzero(group == group[u]), int(wk[v])))
-    return moves
-
-
-def _chain_moves(graph: TaskGraph, cluster: Cluster, plan: ListResult, comm: np.ndarray
-                 ) -> list[tuple[int, int]]:
-    """Walk back from the last task along the latest data; pair each late cross-worker edge."""
-    pred_ptr, pred_idx = graph.pred_ptr, graph.pred_idx
-    worker, start, finish = plan.worker, plan.start, plan.finish
-    moves: list[tuple[int, int]] = []
-    i = int(np.argmax(finish))
-    for _ in range(64):
-        w, s = int(worker[i]), float(start[i])
-        lo, hi = int(pred_ptr[i]), int(pred_ptr[i + 1])
-        if lo == hi:
-            break
-        par = pred_idx[lo:hi]
-        arrive = finish[par] + np.where(worker[par] != w, comm[lo:hi], 0.0)
-        k = int(np.argmax(arrive))
-        late, late_at = int(par[k]), float(arrive[k])
-        lw = int(worker[late])
-        if lw != w and late_at >= s - 1e-9 * max(1.0, s):
-            moves += [(i, lw), (late, w)]
-        i = late
-    return moves
-
-
-def _critical_moves(graph: TaskGraph, plan: ListResult, comm: np.ndarray, limit: int = 64
-                    ) -> list[tuple[int, int]]:
-    """Walk the critical path back from the last task (through the late data or the worker's
-    previous task, whichever held it) and try each task on every parent's worker."""
-    pred_ptr, pred_idx = graph.pred_ptr, graph.pred_idx
-    worker, start, finish = plan.worker, plan.start, plan.finish
-    # The task that started just before each one on its worker (-1: none).
-    by_start = np.lexsort((start, worker))
-    previous = np.full(len(worker), -1, dtype=np.int64)
-    same = worker[by_start[1:]] == worker[by_start[:-1]]
-    previous[by_start[1:][same]] = by_start[:-1][same]
-    moves: dict[tuple[int, int], None] = {}
-    i = int(np.argmax(finish))
-    for _ in range(limit):
-        w, s = int(worker[i]), float(start[i])
-        lo, hi = int(pred_ptr[i]), int(pred_ptr[i + 1])
-        par = pred_idx[lo:hi]
-        for wj in worker[par].tolist():
-            if wj != w:
-                moves[(i, wj)] = None
-        arrive = finish[par] + np.where(worker[par] != w, comm[lo:hi], 0.0)
-        if len(par) and arrive.max() >= s - 1e-9 * max(1.0, s):
-            i = int(par[np.argmax(arrive)])
-        elif previous[i] >= 0 and start[previous[i]] < s:
-            i = int(previous[i])  # not held by data: by the worker's previous task
-        else:
-            break
-    return list(moves)
-
-
-def _path_moves(graph: TaskGraph, plan: ListResult, limit: int = 12,
-                score: np.ndarray | None = None) -> list[tuple[np.ndarray, int]]:
-    """For the heaviest edges between workers, move the receiver and its heaviest same-worker
-    path of successors to the sender's worker (and the sender with its heaviest same-worker
-    path of predecessors to the receiver's): a chain kept together without its whole group."""
-    wk = plan.worker
-    src, dst = graph.edge_src, graph.edge_dst
-    cross = np.flatnonzero(wk[src] != wk[dst])
-    cross = _heaviest(cross, graph.edge_size if score is None else score, limit)
-
-    def path(i: int, ptr: np.ndarray, idx: np.ndarray, size: np.ndarray) -> np.ndarray:
-        out, w = [i], wk[i]
-        while True:
-            nb = idx[ptr[i]:ptr[i + 1]]
-            same = np.flatnonzero(wk[nb] == w)
-            if not len(same):
-                return np.asarray(out)
-            i = int(nb[same[np.argmax(size[ptr[i]:ptr[i + 1]][same])]])
-            out.append(i)
-
-    moves: list[tuple[np.ndarray, int]] = []
-    for e in cross.tolist():
-        u, v = int(src[e]), int(dst[e])
-        moves.append((path(v, graph.succ_ptr, graph.succ_idx, graph.succ_size), int(wk[u])))
-        moves.append((path(u, graph.pred_ptr, graph.pred_idx, graph.pred_size), int(wk[v])))
-    return moves
 
 
 def better(a: ListResult, b: ListResult) -> bool:
@@ -213,18 +53,13 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
                      ) -> tuple[ListResult, np.ndarray, int]:
     """Local search over placements, each move checked by the list scheduler.
 
-    Moves, in this order: empty one of the two least busy workers onto a worker it exchanges
-    much data with (or the idlest one); walk back from the task that finishes last and,
-    wherever a task waited for data from another worker, try that task on the sender's worker
-    (and the sender on the task's worker); along the critical path (late data or the worker's
-    previous task), try each task on its parents' workers; for the heaviest edges between
-    workers, move one endpoint's local group (tasks joined by same-worker edges) to the other's
-    worker, then only its heaviest same-worker path; offload the tasks with the least data per
-    second of work to the least busy workers. Every other placement is kept (pins). Each try is
-    one makespan-only list-scheduling call; a move that is :func:`better` (a shorter makespan,
-    or the same and a smaller total finish time) is kept and the moves are listed again from
-    the new plan (with ``sweep``, only once the list is done), until ``budget`` calls are
-    spent or a whole list finds nothing.
+    The moves are :func:`~openautoglm.schedulers.gnn.moves.placement_moves` (data next to
+    where it waits, critical-path tasks onto their parents' workers, local groups and paths
+    across heavy cut edges, emptying a lightly used worker, offloading); every other placement
+    is kept (pins). Each try is one makespan-only list-scheduling call; a move that is
+    :func:`better` (a shorter makespan, or the same and a smaller total finish time) is kept
+    and the moves are listed again from the new plan (with ``sweep``, only once the list is
+    done), until ``budget`` calls are spent or a whole list finds nothing.
 
     Args:
         graph: The task graph.
@@ -264,24 +99,12 @@ def refine_placement(graph: TaskGraph, cluster: Cluster, plan: ListResult, prior
     ev = evaluate if evaluate is not None else ListEvaluator(graph, cluster, shares)
     prio = np.ascontiguousarray(priority, dtype=np.float64)
     comm = transfer_time(graph.pred_size, cluster)
-    best = plan
-    spent = 0
-    # Tasks whose data is cheap to move compared with their run time are offloaded first.
-    w_bar = np.asarray(graph.exec_time(cluster)).mean(axis=1)
-    io = (np.bincount(graph.edge_src, weights=graph.edge_size, minlength=len(graph))
-          + np.bincount(graph.edge_dst, weights=graph.edge_size, minlength=len(graph)))
-    cheap_first = np.argsort(transfer_time(io, cluster) / np.maximum(w_bar, 1e-12), kind="stable")
-    best_pins = np.asarray(plan.worker, dtype=np.int64)
+    cheap_first = offload_order(graph, cluster)
+    best, best_pins, spent = plan, np.asarray(plan.worker, dtype=np.int64), 0
     improved = True
     while improved and spent < budget:
-        moves: list[tuple[Any, int]] = [*_merge_moves(graph, cluster, best),
-                                           *_chain_moves(graph, cluster, best, comm),
-                                           *_critical_moves(graph, best, comm),
-                                           *_edge_moves(graph, best, score=edge_score),
-                                           *_path_moves(graph, best, score=edge_score),
-                                           *_offload_moves(cluster, best, cheap_first)]
         improved = False
-        for i, w in moves:
+        for i, w in placement_moves(graph, cluster, best, comm, cheap_first, edge_score):
             if spent >= budget:
                 break
             if (best_pins[i] == w).all():
@@ -428,18 +251,28 @@ def iterated_search(graph: TaskGraph, cluster: Cluster, plan: ListResult, priori
             best = found
     rng = np.random.default_rng(seed)
     while left() > 2:
-        kicked = realised_rank(graph, cluster, best[0]) * np.exp(sigma * rng.standard_normal(n))
-        kept = np.asarray(best[0].worker, dtype=np.int64)
-        a, b = ev(kicked, kept), ev(kicked, None)
-        trial: _Plan = (a, kicked, kept) if a.makespan <= b.makespan else (b, kicked, None)
-        trial = iterate_ranks(graph, cluster, *trial[:2], shares, trial[2],
-                              min(3, (left() - 1) // 2), ev)
-        if trial[0].makespan < best[0].makespan and left() > 0:
-            r, p, _ = refine_placement(graph, cluster, trial[0], trial[1], shares,
-                                       min(left(), 32), ev, sweep=True, edge_score=edge_score)
-            if better(r, trial[0]):
-                trial = (r, trial[1], p)
+        noise = np.exp(sigma * rng.standard_normal(n))
+        trial = _kick(graph, cluster, best, noise, shares, ev, left, edge_score)
         if better(trial[0], best[0]):
             best = trial
     return (*best, ev.calls - start)
+
+
+def _kick(graph: TaskGraph, cluster: Cluster, best: _Plan, noise: np.ndarray,
+          shares: np.ndarray | None, ev: ListEvaluator, left: Callable[[], int],
+          edge_score: np.ndarray | None) -> _Plan:
+    """One kick of :func:`iterated_search`: ``best``'s realised rank times ``noise``, simulated
+    with its placements kept and free (the better), re-ranked, refined when it beats ``best``."""
+    kicked = realised_rank(graph, cluster, best[0]) * noise
+    kept = np.asarray(best[0].worker, dtype=np.int64)
+    a, b = ev(kicked, kept), ev(kicked, None)
+    trial: _Plan = (a, kicked, kept) if a.makespan <= b.makespan else (b, kicked, None)
+    trial = iterate_ranks(graph, cluster, *trial[:2], shares, trial[2],
+                          min(3, (left() - 1) // 2), ev)
+    if trial[0].makespan < best[0].makespan and left() > 0:
+        r, p, _ = refine_placement(graph, cluster, trial[0], trial[1], shares,
+                                   min(left(), 32), ev, sweep=True, edge_score=edge_score)
+        if better(r, trial[0]):
+            trial = (r, trial[1], p)
+    return trial
 

@@ -5,7 +5,7 @@ along critical chains (:func:`linear_pins`).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,19 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["cluster_pins", "linear_pins", "merge_clusters"]
 
-_HELPERS = ("_find", "_merge")
-_compiled = False
-
-
-def _compile() -> None:
-    global _compiled
-    if not _compiled:
-        _numba.jit(globals(), _HELPERS)
-        _compiled = True
-
-
-def _python(name: str) -> Any:
-    return _numba.python(globals(), name)
+_KERNELS = _numba.Kernels(globals(), ("_find", "_merge"))
 
 
 def cluster_pins(
@@ -68,7 +56,7 @@ def cluster_pins(
         >>> import networkx as nx
         >>> from openautoglm.core.graph import TaskGraph
         >>> from openautoglm.core.cluster import Cluster
-        >>> from openautoglm.schedulers.gnn.features import ranks
+        >>> from openautoglm.core.costs import ranks
         >>> G = nx.DiGraph()
         >>> G.add_nodes_from([(k, {"cost": 1.0}) for k in "abcd"])
         >>> G.add_edges_from([("a", "b", {"size": 9.0}), ("c", "d", {"size": 9.0})])
@@ -140,18 +128,17 @@ def linear_pins(graph: TaskGraph, cluster: Cluster, r: Ranks, worker_fraction: f
 
     Source: linear clustering, Kim & Browne (ICPP 1988).
 
-    Example:
+    Example: a chain with heavy data stays on one worker, even where three are free.
+
         >>> import networkx as nx
         >>> from openautoglm.core.graph import TaskGraph
         >>> from openautoglm.core.cluster import Cluster
-        >>> from openautoglm.schedulers.gnn.features import ranks
-        >>> G = nx.DiGraph()
-        >>> G.add_nodes_from([(k, {"cost": 1.0}) for k in "abcd"])
-        >>> G.add_edges_from([("a", "b", {"size": 9.0}), ("c", "d", {"size": 9.0})])
-        >>> g, c = TaskGraph.from_networkx(G), Cluster.homogeneous(2)
-        >>> pins = linear_pins(g, c, ranks(g, c)).tolist()
-        >>> pins[g.index["a"]] == pins[g.index["b"]] != pins[g.index["c"]] == pins[g.index["d"]]
-        True
+        >>> from openautoglm.core.costs import ranks
+        >>> G = nx.DiGraph([("a", "b"), ("b", "c")])
+        >>> nx.set_node_attributes(G, 1.0, "cost"); nx.set_edge_attributes(G, 5.0, "size")
+        >>> g = TaskGraph.from_networkx(G)
+        >>> linear_pins(g, Cluster.homogeneous(3), ranks(g, Cluster.homogeneous(3))).tolist()
+        [0, 0, 0]
     """
     n = len(graph)
     roots = np.full(n, -1, dtype=np.int64)
@@ -203,11 +190,11 @@ def merge_clusters(src: np.ndarray, dst: np.ndarray, work: np.ndarray, cap: floa
     """
     n = len(work)
     if HAVE_NUMBA:
-        _compile()
-        return globals()["_merge"](np.arange(n, dtype=np.int64), np.ascontiguousarray(src, np.int64),
-                                   np.ascontiguousarray(dst, np.int64),
-                                   np.array(work, dtype=np.float64), float(cap),
-                                   np.empty(n, dtype=np.int64))
-    roots = _python("_merge")(list(range(n)), np.asarray(src).tolist(), np.asarray(dst).tolist(),
-                   np.asarray(work, dtype=np.float64).tolist(), float(cap), [0] * n)
+        return _KERNELS.compiled("_merge")(
+            np.arange(n, dtype=np.int64), np.ascontiguousarray(src, np.int64),
+            np.ascontiguousarray(dst, np.int64), np.array(work, dtype=np.float64), float(cap),
+            np.empty(n, dtype=np.int64))
+    roots = _KERNELS.python("_merge")(list(range(n)), np.asarray(src).tolist(),
+                                      np.asarray(dst).tolist(),
+                                      np.asarray(work, dtype=np.float64).tolist(), float(cap), [0] * n)
     return np.asarray(roots, dtype=np.int64)
