@@ -3,6 +3,9 @@
 Writes benchmarks/results/first_use.md. Every measurement runs in a fresh interpreter (as a user
 would meet it), with an empty model cache where first use is measured:
 
+- compiling the C++ operators as the install does (``python setup.py build_ext`` into a temporary
+  directory, every module, ninja): wall time, time to setup.py's first progress line, and each
+  module's own time as setup.py reports it;
 - ``import openautoglm`` and ``python -m openautoglm demo``: wall time, median of ``--reps``;
 - the first ``AutoTask(model="glm-small").run()`` with an empty ``OPENAUTOGLM_CACHE``: seconds
   until its first line on stderr (the progress message) and until it returns;
@@ -12,8 +15,8 @@ would meet it), with an empty model cache where first use is measured:
   seed 0) for 275 and 1,500 steps, on one torch thread: validation loss before and after, wall
   time, and a greedy sample.
 
-Regenerate: ``nice python benchmarks/first_use.py`` (``--stage user`` or ``--stage recipes`` for
-one part).
+Regenerate: ``nice python benchmarks/first_use.py`` (``--stage build``, ``--stage user`` or
+``--stage recipes`` for one part).
 """
 from __future__ import annotations
 
@@ -121,6 +124,29 @@ def warm(cache: Path, calls: int, rounds: int) -> dict[str, list[float]]:
     return out
 
 
+def build() -> dict[str, object]:
+    """Compile the extension as ``pip install`` does, into a temporary directory (the checkout's
+    own modules stay as they are): wall seconds, seconds to the first progress line, per module."""
+    import re
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "setup.py", "build_ext", "--build-temp",
+                                 f"{tmp}/temp", "--build-lib", f"{tmp}/lib"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        first, lines = None, []
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if first is None and line.startswith("openautoglm setup:"):
+                first = time.perf_counter() - t0
+        if proc.wait(1800) != 0:
+            raise RuntimeError("build failed:\n" + "".join(lines[-30:]))
+        total = time.perf_counter() - t0
+    modules = dict(re.findall(r"openautoglm setup: \[\d+/\d+\] (\S+) built in (\d+) s", "".join(lines)))
+    return {"total_s": total, "first_line_s": first, "modules": {k: int(v) for k, v in modules.items()}}
+
+
 def recipe(steps: int) -> dict[str, object]:
     res = subprocess.run([sys.executable, "-c", RECIPE, str(steps)], cwd=ROOT, check=True,
                          capture_output=True, text=True, timeout=3600, env=_env())
@@ -132,13 +158,18 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3, help="runs of import and demo (median)")
     ap.add_argument("--calls", type=int, default=10, help="warm AutoTask calls per round")
     ap.add_argument("--rounds", type=int, default=2, help="alternated rounds of warm calls")
-    ap.add_argument("--stage", choices=("user", "recipes", "all"), default="all",
-                    help="user: import, demo, AutoTask first use and warm calls; recipes: the "
+    ap.add_argument("--stage", choices=("build", "user", "recipes", "all"), default="all",
+                    help="build: compiling the C++ operators; "
+                         "user: import, demo, AutoTask first use and warm calls; recipes: the "
                          "README's GLM recipe at 275 and 1,500 steps (each stage keeps the other's "
                          "last numbers in first_use.json)")
     args = ap.parse_args()
     data = json.loads(DATA.read_text()) if DATA.exists() else {}
     py = sys.executable
+    if args.stage in ("build", "all"):
+        load = os.getloadavg()[0]
+        data["build"] = {**build(), "load": [load, os.getloadavg()[0]]}
+        save(data)
     if args.stage in ("user", "all"):
         load = os.getloadavg()[0]
         user: dict[str, object] = {"import": wall([py, "-c", "import openautoglm"], _env(), args.reps),
@@ -178,6 +209,14 @@ def write(data: dict) -> None:
 
     rows = []
     loads = []
+    built = data.get("build")
+    if built:
+        loads.append(f"build {built['load'][0]:.1f} before, {built['load'][1]:.1f} after")
+        each = ", ".join(f"{k} {v} s" for k, v in built["modules"].items())
+        rows.append((f"compiling the C++ operators as the install does (`python setup.py build_ext`, "
+                     f"{len(built['modules'])} modules)",
+                     f"{built['total_s']:.0f} s ({each}); first progress line after "
+                     f"{built['first_line_s']:.1f} s"))
     user = data.get("user")
     if user:
         first = user["first"]
@@ -204,7 +243,7 @@ def write(data: dict) -> None:
     # The table always renders every stage's numbers: its command is the whole benchmark's.
     lines = header("What a new user waits for", argv=[sys.argv[0]])
     lines += [
-        "`--stage user` or `--stage recipes` reruns one part; the raw numbers are in "
+        "`--stage build`, `--stage user` or `--stage recipes` reruns one part; the raw numbers are in "
         "first_use.json beside this table. Cores shared with other jobs; load average per part: "
         f"{'; '.join(loads)}. "
         "Each row runs in a fresh interpreter; absolute times are noisy on this shared machine, "
