@@ -15,14 +15,14 @@ pip never removes the symlinked packages: they lie outside the venv, which pip r
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from processes import free_port, stop
 
 SITE = Path(sysconfig.get_paths()["purelib"])
 
@@ -73,12 +73,6 @@ def can_import(python: Path, module: str) -> bool:
                           capture_output=True, timeout=120).returncode == 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def dask_cluster(scheduler_python: Path, worker_pythons: list[Path], logs: Path) -> Iterator[str]:
     """A ``dask scheduler`` and one ``dask worker`` per python given, on 127.0.0.1.
@@ -108,13 +102,4 @@ def dask_cluster(scheduler_python: Path, worker_pythons: list[Path], logs: Path)
             c.wait_for_workers(len(worker_pythons), timeout=120)
         yield address
     finally:
-        for p in procs:  # only the processes started here
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.monotonic() + 30
-        for p in procs:
-            try:
-                p.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=30)
+        stop(procs)  # only the processes started here

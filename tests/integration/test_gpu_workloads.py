@@ -8,10 +8,8 @@ device and skips without them (it ran only where the note says a GPU was lent).
 """
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,18 +18,13 @@ import pytest
 from openautoglm.engine.engine import Engine
 from openautoglm.history.store import History
 from openautoglm.pipeline.pipeline import Pipeline, Task
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from processes import free_port, stop
 
 
 @pytest.fixture
 def mixed_cluster(tmp_path) -> Iterator[tuple[str, str]]:
     """A scheduler, a worker offering ``GPU=1`` and a plain one; yields (address, GPU worker)."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs: list[subprocess.Popen] = []
     logs = tmp_path / "logs"
@@ -57,16 +50,7 @@ def mixed_cluster(tmp_path) -> Iterator[tuple[str, str]]:
         (gpu,) = [a for a, w in info.items() if w.get("resources", {}).get("GPU")]
         yield address, gpu
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        deadline = time.monotonic() + 30
-        for p in procs:
-            try:
-                p.wait(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=30)
+        stop(procs)
 
 
 def _pipeline() -> Pipeline:
