@@ -213,6 +213,24 @@ def train(
         kwargs = {k: v for k, v in locals().items() if k in _TRAIN_ARGS and k != "world_size"}
         return launch(train, world_size, kwargs)
     ranks = Ranks(world_size, batch_size)
+    tokenizer, config, train_ids, val_text = _prepare(config, text, tokenizer, seq_len,
+                                                      val_fraction)
+    model = _init_model(config, seed, ranks.rank)
+    mask_kw = {"mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,
+               "generation_ratio": generation_ratio}
+    val = _eval_batches(model, tokenizer, val_text, seq_len, batch_size, eval_batches, seed + 1,
+                        **mask_kw)
+    next_batch = _sampler(train_ids, tokenizer, batch_size, seq_len, seed, mask_kw)
+    loop = _Loop(model, ranks, _optimizer(model, lr, weight_decay, steps, warmup), grad_clip)
+    history = loop.run(next_batch, val, steps, eval_every, callback if ranks.rank == 0 else None)
+    model.eval()
+    return model, tokenizer, history
+
+
+def _prepare(config: GLMConfig | Mapping[str, Any], text: str, tokenizer: CharTokenizer | None,
+             seq_len: int, val_fraction: float
+             ) -> tuple[CharTokenizer, GLMConfig, np.ndarray, str]:
+    """The tokenizer, the config, the training ids and the validation text; or a ValueError."""
     tokenizer = CharTokenizer.from_text(text) if tokenizer is None else tokenizer
     config = _resolve_config(config, tokenizer)
     if seq_len > config.max_len:
@@ -224,27 +242,30 @@ def train(
             f"text of {len(text)} characters is too short for seq_len={seq_len}: "
             "use more text or a smaller seq_len"
         )
-    with _INIT_LOCK:
-        # torch's generator is global: hold it while seeding and initialising, so trainings
-        # running in threads (Dask workers) still get the initialisation their seed names.
-        torch.manual_seed(seed)
-        model = GLMModel(config)
-        if ranks.rank:  # dropout masks differ per rank anyway: keep them reproducible
-            torch.manual_seed(seed * 1009 + ranks.rank)
-    mask_kw = {"mask_ratio": mask_ratio, "poisson_lambda": poisson_lambda,
-               "generation_ratio": generation_ratio}
-    val = _eval_batches(model, tokenizer, val_text, seq_len, batch_size, eval_batches, seed + 1,
-                        **mask_kw)
+    return tokenizer, config, train_ids, val_text
+
+
+def _sampler(train_ids: np.ndarray, tokenizer: CharTokenizer, batch_size: int, seq_len: int,
+             seed: int, mask_kw: dict[str, float]) -> Callable[[], dict[str, torch.Tensor]]:
+    """Seeded global training batches: every rank draws the same sequence."""
     rng = np.random.default_rng(seed)
 
     def next_batch() -> dict[str, torch.Tensor]:
         windows = sample_windows(train_ids, batch_size, seq_len, rng)
         return make_batch(windows, tokenizer, rng, **mask_kw)
 
-    loop = _Loop(model, ranks, _optimizer(model, lr, weight_decay, steps, warmup), grad_clip)
-    history = loop.run(next_batch, val, steps, eval_every, callback if ranks.rank == 0 else None)
-    model.eval()
-    return model, tokenizer, history
+    return next_batch
+
+
+def _init_model(config: GLMConfig, seed: int, rank: int) -> GLMModel:
+    with _INIT_LOCK:
+        # torch's generator is global: hold it while seeding and initialising, so trainings
+        # running in threads (Dask workers) still get the initialisation their seed names.
+        torch.manual_seed(seed)
+        model = GLMModel(config)
+        if rank:  # dropout masks differ per rank anyway: keep them reproducible
+            torch.manual_seed(seed * 1009 + rank)
+    return model
 
 
 _TRAIN_ARGS = frozenset(inspect.signature(train).parameters)
