@@ -42,6 +42,7 @@ from openautoglm.engine.dispatch import (
 )
 from openautoglm.engine.drift import annotate_estimates, pop_corrections
 from openautoglm.engine.faults import RunWatch, SchedulerLostError
+from openautoglm.engine.gang import gang_tasks
 from openautoglm.engine.install import InstallError, check_versions, find_wheel, ship
 from openautoglm.engine.modes import compute_collections
 from openautoglm.engine.plugins import (
@@ -327,11 +328,6 @@ class Engine:
         else:
             raise TypeError(f"Engine.run() takes a Pipeline or a TaskGraph, got "
                             f"{type(work).__name__}; for Dask collections use engine.compute().")
-        gangs = [k for k, g in zip(graph.tasks, graph.gang.tolist()) if g > 1]
-        if gangs:
-            raise EngineError(f"tasks {gangs[:3]!r} are gang tasks (gang > 1, several workers at "
-                              "once): the engine cannot run gangs on Dask yet. Plan them with "
-                              "oag.schedule(graph, cluster, policy) (the simulator), or drop gang.")
         workers = self.workers()
         cluster = self.cluster_model(workers)
         if plan is None:
@@ -421,6 +417,7 @@ class Engine:
             # are Dask's blanket 500 ms guesses (then Dask's data locality does better).
             pin = not any(a.get("cost_source") == "dask-default" for _, a in graph.nx.nodes(data=True))
         annotations = _annotations(graph, plan, workers, dkey, run_id, pin, priorities)
+        dsk = gang_tasks(dsk, graph, plan, workers, dkey)  # k ranks per gang (engine/gang.py)
         if estimates:
             annotate_estimates(self.client, annotations, plan, dkey, backup)
         if history is not None:
