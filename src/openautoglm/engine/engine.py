@@ -14,6 +14,7 @@ How the plan is honoured (see /work/shared/notes/dask.md for the measurements be
   cluster gives each worker ``units * threads``, 1000 units per core: integer units, since
   fractional resources lose slots), plus the task's own resources (``{"GPU": 1}``).
 - ``retries`` from the task. Inside the task, ``torch.set_num_threads(cores)`` (restored after).
+- A gang task (``Task(gang=k)``) runs as k ranks on its planned workers (``engine/gang.py``).
 
 Read ``tests/engine/test_engine.py``: each of these is checked against the order and placement Dask
 actually used, as recorded on the scheduler.
