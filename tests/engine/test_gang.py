@@ -185,3 +185,23 @@ def test_gang_in_yaml():
         Pipeline.from_yaml(doc.format(0))
     with pytest.raises(PipelineError, match="gang"):
         Pipeline.from_yaml(doc.format("'two'"))
+
+
+def nap_then(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+@pytest.mark.timeout(120)
+def test_a_gang_among_ordinary_tasks(engine):
+    """prep -> gang -> post, with ordinary tasks competing for both workers: the gang's ranks
+    start together, its output flows on, and every task ran."""
+    tasks = [Task("prep", func=lambda: nap_then(0.2, 4), output_key="x"),
+             Task("reduce", func=all_reduce_sum, input_key="x", output_key="y", gang=2),
+             Task("post", func=lambda y: y["sum"] + 1, input_key="y", output_key="z")]
+    tasks += [Task(f"side{i}", func=lambda i=i: nap_then(0.3, i), output_key=f"s{i}")
+              for i in range(4)]
+    result = engine.run(Pipeline("mixed", tasks))
+    assert result["z"] == 4 * 1 + 4 * 2 + 1
+    assert [result[f"s{i}"] for i in range(4)] == [0, 1, 2, 3]
+    assert sorted(t["status"] for t in result.times) == ["ok"] * 7

@@ -52,6 +52,10 @@ DEFAULT_TIMEOUT = 60.0
 #: Seconds to wait, after a rank failed, for the others' errors (the cause is reported first).
 _GRACE = 5.0
 
+#: Ranks go before every planned task waiting for their worker (the plan's priorities are
+#: at most the task count): a rank kept waiting keeps the others waiting at the rendezvous.
+_RANK_PRIORITY = 2**31 - 1
+
 _RANK_LOCK = threading.Lock()  # torch.distributed has one default group per process
 
 
@@ -148,7 +152,8 @@ def _run_gang(spec: _GangSpec, task: Any, cores: int, *args: Any) -> Any:
                               "nccl" if spec.gpu and _has_cuda() else "gloo", spec.timeout)
             futures.append(client.submit(
                 _run_rank, task, cores, ctx, *args, key=f"{spec.name}-rank{rank}-{attempt}",
-                workers=[address], allow_other_workers=False, pure=False, retries=0))
+                workers=[address], allow_other_workers=False, pure=False, retries=0,
+                priority=_RANK_PRIORITY))
         try:
             return _first_failure_or_rank0(client, futures, spec.name, members)
         finally:
