@@ -205,3 +205,17 @@ def test_a_gang_among_ordinary_tasks(engine):
     assert result["z"] == 4 * 1 + 4 * 2 + 1
     assert [result[f"s{i}"] for i in range(4)] == [0, 1, 2, 3]
     assert sorted(t["status"] for t in result.times) == ["ok"] * 7
+
+
+def launcher_in_a_task(text):
+    from openautoglm.glm import train
+
+    return train(TINY, text, world_size=2, steps=1, batch_size=2, seq_len=16)
+
+
+@pytest.mark.timeout(120)
+def test_train_world_size_in_an_ordinary_task_says_to_use_a_gang(engine):
+    """A Dask worker process is daemonic: it cannot spawn ranks, and says what to do instead."""
+    p = Pipeline("nogang", [Task("t", func=launcher_in_a_task, input_key="text")])
+    with pytest.raises(TaskFailedError, match=r"daemonic.*Task\(\.\.\., gang=k\)"):
+        engine.run(p, inputs={"text": "abcdefgh " * 200})

@@ -132,6 +132,12 @@ def launch(train: Callable[..., Any], world_size: int, kwargs: dict[str, Any],
     if dist.is_initialized():
         raise RuntimeError("train(world_size=k) launches its own ranks, but this process is "
                            "already in a process group: pass world_size equal to the group's")
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        raise RuntimeError(f"train(world_size={world_size}) cannot start its ranks from a daemonic "
+                           "process (such as a Dask worker's): run it as a gang task, "
+                           "Task(..., gang=k) calling train(..., world_size=gang.world_size)")
     ctx = mp.get_context("spawn")
     port = free_port()
     others = {k: v for k, v in kwargs.items() if k != "callback"}
