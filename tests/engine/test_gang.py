@@ -219,3 +219,26 @@ def test_train_world_size_in_an_ordinary_task_says_to_use_a_gang(engine):
     p = Pipeline("nogang", [Task("t", func=launcher_in_a_task, input_key="text")])
     with pytest.raises(TaskFailedError, match=r"daemonic.*Task\(\.\.\., gang=k\)"):
         engine.run(p, inputs={"text": "abcdefgh " * 200})
+
+
+def slow_gang(x, *, gang):
+    time.sleep(0.5)
+    return x
+
+
+@pytest.mark.timeout(120)
+def test_history_keeps_a_gangs_measured_time_as_its_time_on_k_workers(engine, tmp_path):
+    """History measures the gang on its 2 workers; the next plan must not divide that by 2
+    again (Amdahl on a time that already is the k-worker time)."""
+    from openautoglm.history.store import History
+
+    p = Pipeline("timed", [Task("g", func=slow_gang, input_key="x", gang=2, cost=10.0)])
+    with History(tmp_path / "h.sqlite") as history:
+        engine.run(p, inputs={"x": 1}, history=history)
+        refined = history.refine(p.compile(inputs=["x"]))
+        graph, plan = engine.plan(p.compile(inputs=["x"]), history=history)
+    estimate = refined.nx.nodes["g"]["cost"]  # history's estimate of the gang's run time
+    assert refined.nx.nodes["g"]["cost_source"] == "history"
+    assert float(refined.cost[0]) == pytest.approx(estimate / 2)  # refine alone: halved again
+    assert float(graph.cost[graph.index["g"]]) == pytest.approx(estimate)  # the engine's plan
+    assert plan.placements["g"].finish - plan.placements["g"].start == pytest.approx(estimate)
