@@ -1,7 +1,7 @@
 """Data-parallel GLM training (``train(..., world_size=k)``): the same loss curve as one process.
 
 The ranks are real processes (torch.multiprocessing spawn, gloo on 127.0.0.1); the gang-task
-version on Dask worker processes is tests/engine/test_gang.py.
+version on Dask worker processes is tests/engine/test_engine_gang.py.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ Limits: each rank needs its own process (``Engine(processes=True)`` or ``dask wo
 processes; in-process workers are refused before anything runs), and one gang rank at a time
 per worker process (a second one fails, and is retried). NCCL is used when the task asks for
 ``resources={"GPU": 1}`` and the worker has CUDA (not tested here: no GPU); gloo otherwise.
-Read tests/engine/test_gang.py.
+Read tests/engine/test_engine_gang.py.
 """
 from __future__ import annotations
 
