@@ -242,3 +242,16 @@ def test_history_keeps_a_gangs_measured_time_as_its_time_on_k_workers(engine, tm
     assert float(refined.cost[0]) == pytest.approx(estimate / 2)  # refine alone: halved again
     assert float(graph.cost[graph.index["g"]]) == pytest.approx(estimate)  # the engine's plan
     assert plan.placements["g"].finish - plan.placements["g"].start == pytest.approx(estimate)
+
+
+@pytest.mark.timeout(120)
+def test_a_run_timeout_stops_waiting_for_a_gang(engine):
+    from openautoglm.engine.faults import RunTimeoutError
+
+    p = Pipeline("slow", [Task("slow", func=lambda x, *, gang: nap_then(8, x), input_key="x",
+                               gang=2)])
+    started = time.monotonic()
+    with pytest.raises(RunTimeoutError, match="slow"):
+        engine.run(p, inputs={"x": 1}, timeout=1.0)
+    assert time.monotonic() - started < 6  # not the ranks' 8 s
+    _nothing_left(engine)  # the ranks finish their 8 s in the background, then nothing runs

@@ -22,8 +22,11 @@ whole gang runs again as a unit, on a fresh port, up to the task's ``retries``.
 
 Limits: each rank needs its own process (``Engine(processes=True)`` or ``dask worker``
 processes; in-process workers are refused before anything runs), and one gang rank at a time
-per worker process (a second one fails, and is retried). NCCL is used when the task asks for
-``resources={"GPU": 1}`` and the worker has CUDA (not tested here: no GPU); gloo otherwise.
+per worker process (a second one waits for the first, up to the timeout). A run that is
+cancelled or times out stops waiting for a gang at once, but its ranks, like any Dask task's
+thread, finish their function (or fail at their next collective) in the background.
+NCCL is used when the task asks for ``resources={"GPU": 1}`` and the worker has CUDA (not
+tested here: no GPU); gloo otherwise.
 Read tests/engine/test_engine_gang.py.
 """
 from __future__ import annotations
@@ -217,9 +220,11 @@ def _run_rank(task: Any, cores: int, ctx: GangContext, *args: Any) -> Any:
 
     import torch.distributed as dist
 
-    if not _RANK_LOCK.acquire(blocking=False):
-        raise GangError(f"gang task {task.name!r}: another gang rank is running in this worker "
-                        "process (one rank per process at a time)")
+    # A rank of a failed attempt may still be finishing here (a thread cannot be stopped; it
+    # ends at its next collective, or after the timeout): wait for it, within the timeout.
+    if not _RANK_LOCK.acquire(timeout=ctx.timeout):
+        raise GangError(f"gang task {task.name!r}: another gang rank held this worker process "
+                        f"for {ctx.timeout:g} s (one rank per process at a time)")
     try:
         if ctx.backend == "nccl":
             import torch
