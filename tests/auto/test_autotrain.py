@@ -358,3 +358,36 @@ def test_all_zero_text_metric_says_why(tmp_path):
     with pytest.warns(UserWarning, match=r"scored rouge-l = 0\.0: no word .* wrote '.*' for '.*'"):
         df = trainer.search()
     assert (df["rouge-l"] == 0.0).all()
+
+
+@pytest.mark.timeout(300)
+def test_trials_as_ddp_gangs_match_single_process_trials(tmp_path):
+    """training.world_size: 2 trains each trial as a 2-rank gang (DDP on 2 worker processes):
+    the same seeded trials reach the metric of one-process trials within 1e-4."""
+    pytest.importorskip("distributed")
+    search = {"trials": 2, "parallel": 2, "pruner": "none", "storage": None}
+    one = AutoTrainer(config=tiny(tmp_path / "one", cluster={"policy": "heft"}, search=search))
+    two = AutoTrainer(config=tiny(tmp_path / "two", search=search,
+                                  training={"world_size": 2},
+                                  cluster={"policy": "heft", "processes": True}))
+    probe = AutoTrainer(config=tiny(tmp_path / "probe", search=search, training={"world_size": 2},
+                                    cluster={"policy": "heft", "processes": True}))
+    assert [t.gang for t in probe.wave_pipeline([probe._ask()]).tasks.values()] == [1, 2, 1]
+    a, b = one.search(), two.search()
+    assert set(b["state"]) == {"complete"} and len(b) == 2
+    assert list(a["steps"]) == list(b["steps"]) and list(a["hidden"]) == list(b["hidden"])
+    assert (a["loss"] - b["loss"]).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("over, match", [
+    ({"training": {"world_size": 2}, "cluster": {"policy": "sequential"}},
+     "world_size=2 .*cluster.policy='sequential'"),
+    ({"training": {"world_size": 2}, "cluster": {"policy": "heft"}},
+     "set cluster.processes: true and cluster.n_workers >= 2"),
+    ({"training": {"world_size": 2, "batch_size": [4, 5]},
+      "cluster": {"policy": "heft", "processes": True}},
+     r"training.batch_size=\[4, 5\] must be .*divisible by training.world_size=2"),
+])
+def test_world_size_needs_gangs_that_can_run(tmp_path, over, match):
+    with pytest.raises(AutoTrainConfigError, match=match):
+        AutoTrainer(config=tiny(tmp_path, **over))

@@ -159,14 +159,15 @@ def test_every_policy_plans_gangs_validly_and_above_the_bound(n, seed, workers, 
             assert len(set(members)) == g.gang[g.index[key]]
 
 
-def test_the_engine_refuses_gangs_before_running_anything():
-    """Gangs are planned by the simulator; running them on Dask is not built yet."""
+def test_the_engine_refuses_gangs_on_in_process_workers_before_running_anything():
+    """Gangs run on Dask (tests/engine/test_gang.py), but only one rank per worker process."""
     from openautoglm.engine import Engine, EngineError
+    from openautoglm.pipeline import Pipeline, Task
 
-    g = graph({"g": {"cost": 1.0, "gang": 2}})
+    p = Pipeline("p", [Task("g", func=lambda *, gang: gang.rank, gang=2)])
     with Engine(n_workers=2, dashboard=False, progress=False) as engine:
-        with pytest.raises(EngineError, match=r"\['g'\] are gang tasks.*cannot run gangs on Dask yet"):
-            engine.run(g)
+        with pytest.raises(EngineError, match=r"gang task 'g'.*one process per worker"):
+            engine.run(p)
 
 
 def test_gantt_draws_every_member(tmp_path):

@@ -14,6 +14,7 @@ How the plan is honoured (see /work/shared/notes/dask.md for the measurements be
   cluster gives each worker ``units * threads``, 1000 units per core: integer units, since
   fractional resources lose slots), plus the task's own resources (``{"GPU": 1}``).
 - ``retries`` from the task. Inside the task, ``torch.set_num_threads(cores)`` (restored after).
+- A gang task (``Task(gang=k)``) runs as k ranks on its planned workers (``engine/gang.py``).
 
 Read ``tests/engine/test_engine.py``: each of these is checked against the order and placement Dask
 actually used, as recorded on the scheduler.
@@ -42,6 +43,7 @@ from openautoglm.engine.dispatch import (
 )
 from openautoglm.engine.drift import annotate_estimates, pop_corrections
 from openautoglm.engine.faults import RunWatch, SchedulerLostError
+from openautoglm.engine.gang import gang_tasks, measured_gang_costs
 from openautoglm.engine.install import InstallError, check_versions, find_wheel, ship
 from openautoglm.engine.modes import compute_collections
 from openautoglm.engine.plugins import (
@@ -266,7 +268,7 @@ class Engine:
             The (refined) graph and its schedule.
         """
         if history is not None:
-            graph = history.refine(graph)
+            graph = measured_gang_costs(history.refine(graph))  # a gang's time is on k workers
         cluster = cluster or self.cluster_model()
         started = time.perf_counter()
         plan = schedule(graph, cluster, policy=policy)
@@ -327,11 +329,6 @@ class Engine:
         else:
             raise TypeError(f"Engine.run() takes a Pipeline or a TaskGraph, got "
                             f"{type(work).__name__}; for Dask collections use engine.compute().")
-        gangs = [k for k, g in zip(graph.tasks, graph.gang.tolist()) if g > 1]
-        if gangs:
-            raise EngineError(f"tasks {gangs[:3]!r} are gang tasks (gang > 1, several workers at "
-                              "once): the engine cannot run gangs on Dask yet. Plan them with "
-                              "oag.schedule(graph, cluster, policy) (the simulator), or drop gang.")
         workers = self.workers()
         cluster = self.cluster_model(workers)
         if plan is None:
@@ -421,6 +418,7 @@ class Engine:
             # are Dask's blanket 500 ms guesses (then Dask's data locality does better).
             pin = not any(a.get("cost_source") == "dask-default" for _, a in graph.nx.nodes(data=True))
         annotations = _annotations(graph, plan, workers, dkey, run_id, pin, priorities)
+        dsk = gang_tasks(dsk, graph, plan, workers, dkey)  # k ranks per gang (engine/gang.py)
         if estimates:
             annotate_estimates(self.client, annotations, plan, dkey, backup)
         if history is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from openautoglm._validate import InputError, short
 
-__all__ = ["PipelineError", "check_task_args"]
+__all__ = ["PipelineError", "check_gang", "check_task_args", "refuse_gangs_here"]
 
 
 class PipelineError(InputError):
@@ -118,3 +118,23 @@ def _check_hints(where: str, cost: Any, parallel: Any, retries: Any, output_size
                 f"{where}: resources maps names to finite amounts >= 0, e.g. {{'GPU': 1}}; "
                 f"got {short(res)}: {short(amount)}")
     return resources
+
+
+def check_gang(name: str, gang: Any, func: Any) -> int:
+    """``Task(gang=k)``: an int >= 1; a gang (k >= 2) runs a function (it receives ``gang=``)."""
+    if isinstance(gang, bool) or not isinstance(gang, int) or not 1 <= gang <= 10_000:
+        raise PipelineError(f"task {name!r}: gang must be an int >= 1 (the workers the task holds "
+                            f"at once, one rank each), got {short(gang)}; use gang=2 for 2 ranks")
+    if gang > 1 and func is None:
+        raise PipelineError(f"task {name!r}: gang={gang} needs func= (a function taking the "
+                            "keyword gang=GangContext); a prompt task cannot be a gang")
+    return gang
+
+
+def refuse_gangs_here(tasks: Any) -> None:
+    """A local ``Pipeline.run`` has one process: it cannot hold a gang's k ranks."""
+    gangs = [t.name for t in tasks if getattr(t, "gang", 1) > 1]
+    if gangs:
+        raise PipelineError(f"tasks {gangs[:3]!r} are gang tasks (one rank per worker process): "
+                            "run the pipeline on an engine, e.g. "
+                            "pipeline.run(engine=Engine(processes=True, n_workers=2), ...)")

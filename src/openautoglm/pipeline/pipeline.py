@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from openautoglm.core.cluster import Cluster
 from openautoglm.core.graph import TaskGraph
 from openautoglm.pipeline._source import SourcedFunction
-from openautoglm.pipeline.checks import PipelineError, check_task_args
+from openautoglm.pipeline.checks import (PipelineError, check_gang, check_task_args,
+                                         refuse_gangs_here)
 from openautoglm.schedulers import schedule
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ class Task:
         timeout: Seconds one attempt may run on an :class:`~openautoglm.engine.engine.Engine`
             before it fails with ``TaskTimeoutError`` (retried like any error); ``None``: no
             limit. (A thread cannot be killed: the abandoned call finishes in the background.)
+        gang: Workers the task holds at once, one rank on each (torch.distributed; run on an
+            Engine with worker processes): ``func`` then also receives the keyword
+            ``gang=``:class:`~openautoglm.engine.gang.GangContext` and rank 0's result is the
+            output. ``cost`` is then its run time on the k workers.
         model: Name for ``openautoglm.models.get_model`` (a prompt-template task).
         prompt_template: ``str.format`` template over the input keys, e.g. ``"Summarise: {text}"``.
 
@@ -94,7 +99,8 @@ class Task:
                  output_key: str | None = None, cost: float = 1.0, parallel: float = 0.0,
                  resources: Mapping[str, float] | None = None, retries: int = 0,
                  output_size: float = 0.0, model: str | None = None,
-                 prompt_template: str | None = None, timeout: float | None = None) -> None:
+                 prompt_template: str | None = None, timeout: float | None = None,
+                 gang: int = 1) -> None:
         inputs, output_key, resources = check_task_args(
             name, func, input_key, input_keys, output_key, cost, parallel, resources, retries,
             output_size, model, prompt_template)
@@ -114,6 +120,7 @@ class Task:
         self.model = model
         self.prompt_template = prompt_template
         self.timeout = None if timeout is None else float(timeout)
+        self.gang = check_gang(name, gang, func)
 
     def __getstate__(self) -> dict[str, Any]:
         # A function pickled by value loses its file name (cloudpickle >= 3.1.3): ship its source
@@ -232,7 +239,8 @@ class Pipeline:
 
         G = nx.DiGraph()
         for task in self.tasks.values():
-            G.add_node(task.name, cost=task.cost, parallel=task.parallel, task=task)
+            G.add_node(task.name, cost=task.cost, parallel=task.parallel, task=task,
+                       **({"gang": task.gang} if getattr(task, "gang", 1) > 1 else {}))
         for task in self.tasks.values():
             for key in task.inputs:
                 producer = self._writer.get(key)
@@ -323,6 +331,7 @@ class Pipeline:
                 raise PipelineError("cluster= plans a local run; an engine plans on its own "
                                     "workers: drop cluster= or drop engine=")
             return engine.run(self, policy=policy, inputs=inputs)
+        refuse_gangs_here(self.tasks.values())
         plan = self.plan(policy=policy, cluster=cluster, graph=graph)
         order = sorted(self.tasks, key=lambda k: (plan.placements[k].start, graph.index[k]))
         values: dict[str, Any] = dict(inputs)

@@ -37,6 +37,7 @@ class TaskSpec(BaseModel):
     retries: int = Field(default=0, ge=0)
     output_size: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    gang: int = Field(default=1, ge=1, le=10_000)
     model: str | None = None
     prompt_template: str | None = None
 
@@ -213,9 +214,9 @@ def dump_spec(pipeline_name: str, tasks: Iterable[Any]) -> str:
             entry["input_keys"] = list(task.inputs)
         if task.output_key != task.name:
             entry["output_key"] = task.output_key
-        for name in ("cost", "parallel", "retries", "output_size", "timeout", "model",
+        for name in ("cost", "parallel", "retries", "output_size", "timeout", "gang", "model",
                      "prompt_template"):
-            if getattr(task, name) != defaults[name]:
+            if getattr(task, name, defaults[name]) != defaults[name]:
                 entry[name] = getattr(task, name)
         if task.resources:
             entry["resources"] = dict(task.resources)

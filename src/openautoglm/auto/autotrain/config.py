@@ -136,6 +136,8 @@ class TrainingSpec(_Strict):
     lr: Param = Range(low=1e-3, high=1e-2, log=True)
     seq_len: int = Field(default=64, ge=8)
     eval_every: int = Field(default=20, ge=1)
+    world_size: int = Field(default=1, ge=1, description="ranks per trial: >1 trains each trial "
+                            "as a gang task with torch DDP (needs worker processes)")
 
 
 class SearchSpec(_Strict):
@@ -234,6 +236,7 @@ class AutoTrainConfig(_Strict):
             raise ValueError("cluster.processes: true runs trials in other processes, which report to "
                              "the study through its storage: set search.storage (a SQLite file) or "
                              "search.pruner: none")
+        _check_world_size(self)
         if self.training.seq_len > self.model_space.max_len:
             raise ValueError(f"training.seq_len={self.training.seq_len} exceeds "
                              f"model_space.max_len={self.model_space.max_len}")
@@ -258,6 +261,26 @@ class AutoTrainConfig(_Strict):
         for name in ("steps", "batch_size", "lr"):
             out[name] = getattr(self.training, name)
         return out
+
+
+def _check_world_size(config: AutoTrainConfig) -> None:
+    """``training.world_size > 1``: a gang per trial, which needs planned worker processes."""
+    k, c = config.training.world_size, config.cluster
+    if k == 1:
+        return
+    if c.policy in ("dask", "sequential"):
+        raise ValueError(f"training.world_size={k} trains each trial as a gang task, which only a "
+                         f"planning policy runs; cluster.policy={c.policy!r} cannot: use heft, gnn "
+                         "or cpop, or world_size: 1")
+    if c.address is None and (not c.processes or c.n_workers < k):
+        raise ValueError(f"training.world_size={k} needs {k} worker processes, one rank each: set "
+                         f"cluster.processes: true and cluster.n_workers >= {k} (got processes="
+                         f"{c.processes}, n_workers={c.n_workers})")
+    sizes = _values(config.training.batch_size)
+    if sizes is None or any(int(b) % k for b in sizes):
+        raise ValueError(f"training.batch_size={config.training.batch_size!r} must be fixed values "
+                         f"or choices divisible by training.world_size={k} (each rank takes an "
+                         "equal slice of every batch)")
 
 
 def _values(param: Param) -> list[float] | None:

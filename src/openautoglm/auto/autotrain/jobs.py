@@ -97,8 +97,12 @@ class _TrialJob:
         return [(val[s:s + half] + "[MASK]" + val[s + half + e.target_chars:s + span],
                  val[s + half:s + half + e.target_chars]) for s in starts]
 
-    def train(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Train with pruning checks at every evaluation; errors end this trial only."""
+    def train(self, data: dict[str, Any], *, gang: Any = None) -> dict[str, Any]:
+        """Train with pruning checks at every evaluation; errors end this trial only.
+
+        As a gang task (``training.world_size > 1``) each rank runs this with its ``gang``; the
+        training is torch DDP across them, and rank 0's result is the trial's.
+        """
         from openautoglm import glm
 
         p, tr = self.params, self.config.training
@@ -130,7 +134,8 @@ class _TrialJob:
                  "max_len": self.config.model_space.max_len, "dropout": float(p["dropout"])},
                 data["text"], steps=p["steps"], batch_size=p["batch_size"], lr=float(p["lr"]),
                 seed=self.config.search.seed, seq_len=tr.seq_len, callback=report,
-                val_fraction=self.config.data.val_fraction, eval_every=tr.eval_every)
+                val_fraction=self.config.data.val_fraction, eval_every=tr.eval_every,
+                world_size=1 if gang is None else gang.world_size)
         except Exception as err:  # noqa: BLE001 - one bad trial must not end the wave
             return {"error": f"{type(err).__name__}: {err}"}
         return {"model": model, "tokenizer": tokenizer, "history": hist, "data": data,

@@ -208,8 +208,8 @@ class AutoTrainer:
             n, job = t.number, self._job(t)
             tasks += [
                 Task(f"prepare-{n}", func=job.prepare, input_key="corpus", output_key=f"data-{n}", cost=0.05),
-                Task(f"train-{n}", func=job.train, input_key=f"data-{n}",
-                     output_key=f"model-{n}", cost=trial_cost(t.params, seq_len)),
+                Task(f"train-{n}", func=job.train, input_key=f"data-{n}", output_key=f"model-{n}",
+                     cost=trial_cost(t.params, seq_len), gang=self.config.training.world_size),
                 Task(f"evaluate-{n}", func=job.evaluate, input_key=f"model-{n}",
                      output_key=f"outcome-{n}", cost=0.05 if self.config.metric == "loss" else 1.0),
             ]
