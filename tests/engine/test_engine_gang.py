@@ -239,7 +239,8 @@ def test_history_keeps_a_gangs_measured_time_as_its_time_on_k_workers(engine, tm
         graph, plan = engine.plan(p.compile(inputs=["x"]), history=history)
     estimate = refined.nx.nodes["g"]["cost"]  # history's estimate of the gang's run time
     assert refined.nx.nodes["g"]["cost_source"] == "history"
-    assert float(refined.cost[0]) == pytest.approx(estimate / 2)  # refine alone: halved again
+    assert refined.nx.nodes["g"]["gang_costs"] == {2: estimate}
+    assert float(refined.cost[0]) == pytest.approx(estimate)  # not divided by 2 again
     assert float(graph.cost[graph.index["g"]]) == pytest.approx(estimate)  # the engine's plan
     assert plan.placements["g"].finish - plan.placements["g"].start == pytest.approx(estimate)
 

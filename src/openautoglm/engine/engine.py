@@ -43,7 +43,7 @@ from openautoglm.engine.dispatch import (
 )
 from openautoglm.engine.drift import annotate_estimates, pop_corrections
 from openautoglm.engine.faults import RunWatch, SchedulerLostError
-from openautoglm.engine.gang import gang_tasks, measured_gang_costs
+from openautoglm.engine.gang import gang_tasks
 from openautoglm.engine.install import InstallError, check_versions, find_wheel, ship
 from openautoglm.engine.modes import compute_collections
 from openautoglm.engine.plugins import (
@@ -268,7 +268,7 @@ class Engine:
             The (refined) graph and its schedule.
         """
         if history is not None:
-            graph = measured_gang_costs(history.refine(graph))  # a gang's time is on k workers
+            graph = history.refine(graph)
         cluster = cluster or self.cluster_model()
         started = time.perf_counter()
         plan = schedule(graph, cluster, policy=policy)

@@ -47,7 +47,7 @@ from openautoglm.engine.faults import EngineError
 if TYPE_CHECKING:
     from openautoglm.simulate.schedule import Schedule
 
-__all__ = ["GangContext", "GangError", "gang_tasks", "measured_gang_costs"]
+__all__ = ["GangContext", "GangError", "gang_tasks"]
 
 #: Seconds a rendezvous or a collective waits for a missing rank (``Task(timeout=...)`` if set).
 DEFAULT_TIMEOUT = 60.0
@@ -101,22 +101,6 @@ class _GangSpec:
     workers: tuple[str, ...]
     timeout: float
     gpu: bool
-
-
-def measured_gang_costs(graph: TaskGraph) -> TaskGraph:
-    """A refined graph whose gangs keep their measured time as the time on k workers.
-
-    History measures a gang's run on its k workers, but ``History.refine`` writes it as
-    ``cost``, which :func:`~openautoglm.core.gang.gang_cost` reads as ONE worker's time and
-    divides by Amdahl's law again; ``gang_costs={k: measured}`` says what it really is.
-    """
-    G = graph.nx.copy()
-    changed = False
-    for _, a in G.nodes(data=True):
-        if a.get("gang", 1) > 1 and a.get("cost_source") == "history":
-            a["gang_costs"] = {int(a["gang"]): float(a["cost"])}
-            changed = True
-    return TaskGraph.from_networkx(G) if changed else graph
 
 
 def gang_tasks(dsk: dict[Hashable, Any], graph: TaskGraph, plan: Schedule,

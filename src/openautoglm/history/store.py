@@ -304,7 +304,8 @@ class History:
         :func:`~openautoglm.history.cost_model.node_identities` says (a pipeline task's name,
         else :func:`task_identity` of its key). Its input size is its ``"input_size"`` attribute, else
         the sum of its dependencies' median output sizes. Nodes with history get ``cost``,
-        ``cost_std`` and ``cost_samples`` (a per-worker ``costs`` list is dropped for them);
+        ``cost_std`` and ``cost_samples`` (a per-worker ``costs`` list is dropped for them; a
+        gang task's measured time is its time on its k workers: ``gang_costs={k: cost}``);
         edges with a predicted transfer time get it as ``size`` (seconds at bandwidth 1).
         Nodes and edges without history keep their values.
 
@@ -342,6 +343,8 @@ class History:
                 attrs.pop("costs", None)
                 attrs.update(cost=est.cost, cost_std=est.std, cost_samples=est.n,
                              cost_source="history")
+                if int(attrs.get("gang", 1)) > 1:  # measured on its k workers, not on one
+                    attrs["gang_costs"] = {int(attrs["gang"]): est.cost}
         for u, v, attrs in G.edges(data=True):
             t = self.transfer_time(ident[u], ident[v])
             if t is not None:
