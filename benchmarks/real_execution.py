@@ -42,7 +42,7 @@ from openautoglm.engine.engine import Engine
 from openautoglm.core.graph import TaskGraph
 from openautoglm.core.loaders import load_wfcommons
 from openautoglm.history.store import History
-from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.pipeline import Pipeline, Task
 from openautoglm.schedulers import schedule
 
 ROOT = Path(__file__).resolve().parents[1]

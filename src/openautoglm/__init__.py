@@ -13,7 +13,7 @@ from openautoglm.core.loaders import load_wfcommons, random_dag
 from openautoglm.history.database import HistoryError
 from openautoglm.history.store import History
 from openautoglm.pipeline.checks import PipelineError
-from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
+from openautoglm.pipeline import Pipeline, Task, TaskFailedError
 from openautoglm.schedulers import (
     CPOPScheduler,
     CriticalPathScheduler,

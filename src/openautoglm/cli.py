@@ -158,7 +158,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from openautoglm.pipeline.pipeline import Pipeline
+    from openautoglm.pipeline import Pipeline
 
     pipeline = Pipeline.from_yaml(Path(args.pipeline), allowed_modules=args.allow_module)
     inputs = parse_inputs(args.input)
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(argv[1:])
     args = _parser().parse_args(argv)
     from openautoglm.pipeline.checks import PipelineError
-    from openautoglm.pipeline.pipeline import TaskFailedError
+    from openautoglm.pipeline import TaskFailedError
 
     try:
         return _HANDLERS[args.command](args)

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.pipeline import Pipeline, Task
 
 __all__ = [
     "DEMO_TEXT",

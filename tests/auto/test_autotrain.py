@@ -289,7 +289,7 @@ def test_wave_where_every_trial_fails_stops_with_the_error(tmp_path):
 def test_failing_wave_leaves_no_running_trials(tmp_path):
     """Held-out examples longer than the validation text fail in prepare, for every trial at
     once: the error propagates and the wave's trials are closed, not left RUNNING."""
-    from openautoglm.pipeline.pipeline import TaskFailedError
+    from openautoglm.pipeline import TaskFailedError
 
     trainer = AutoTrainer(config=tiny(tmp_path, evaluation={"prompt_chars": 5000}))
     with pytest.raises(TaskFailedError, match="too short for evaluation.prompt_chars"):

@@ -9,7 +9,7 @@ import torch
 import openautoglm as oag
 from openautoglm.glm import GLMConfig, load_checkpoint
 from openautoglm.auto.glm_tasks import TrainedGLM, glm_cost, glm_pipeline, glm_tasks
-from openautoglm.pipeline.pipeline import Pipeline
+from openautoglm.pipeline import Pipeline
 
 
 TINY = {"n_layers": 1, "hidden": 16, "heads": 2, "max_len": 32}

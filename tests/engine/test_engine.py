@@ -16,7 +16,7 @@ from openautoglm.core.cluster import Cluster
 from openautoglm.engine.engine import Engine, EngineError, compute
 from openautoglm.core.graph import TaskGraph
 from openautoglm.history.store import History
-from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
+from openautoglm.pipeline import Pipeline, Task, TaskFailedError
 from openautoglm.simulate.list_scheduler import list_schedule
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from openautoglm.engine.engine import Engine, EngineError
 from openautoglm.pipeline.checks import PipelineError
-from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
+from openautoglm.pipeline import Pipeline, Task, TaskFailedError
 
 
 def all_reduce_sum(x, *, gang):

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from openautoglm.engine.engine import Engine
-from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.pipeline import Pipeline, Task
 from openautoglm.engine.report import estimate_error
 
 

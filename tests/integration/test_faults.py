@@ -32,7 +32,7 @@ from openautoglm.engine.faults import (RunTimeoutError, SchedulerLostError, Task
                                        WorkerKilledError, WorkerLostError)
 from openautoglm.engine.engine import Engine, EngineError
 from openautoglm.history.store import History
-from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
+from openautoglm.pipeline import Pipeline, Task, TaskFailedError
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 TESTS = str(Path(__file__).resolve().parent)  # the task functions below are pickled by reference

@@ -17,7 +17,7 @@ import pytest
 
 from openautoglm.engine.engine import Engine
 from openautoglm.history.store import History
-from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.pipeline import Pipeline, Task
 from processes import free_port, stop
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from openautoglm import demo
-from openautoglm.pipeline.pipeline import Pipeline, Task, TaskFailedError
+from openautoglm.pipeline import Pipeline, Task, TaskFailedError
 from openautoglm.pipeline.checks import PipelineError
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openautoglm.models.registry import check_model_name, get_model
-from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.pipeline import Pipeline, Task
 
 __all__ = ["AutoTask", "AutoTaskResult", "TASK_TYPES"]
 

@@ -193,7 +193,7 @@ def evaluation_task(
     Returns:
         A ``Task``.
     """
-    from openautoglm.pipeline.pipeline import Task
+    from openautoglm.pipeline import Task
 
     kinds = tuple(canonical_metric(m) for m in metrics)
 

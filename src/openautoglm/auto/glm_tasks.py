@@ -29,7 +29,7 @@ from openautoglm.glm.infer import fill_blank, generate_batch
 from openautoglm.glm.model import GLMConfig, GLMModel
 from openautoglm.glm.tokenizer import CharTokenizer
 from openautoglm.glm.train import evaluate, train
-from openautoglm.pipeline.pipeline import Pipeline, Task
+from openautoglm.pipeline import Pipeline, Task
 
 __all__ = ["glm_pipeline"]
 

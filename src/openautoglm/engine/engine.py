@@ -60,7 +60,7 @@ from openautoglm.schedulers import schedule
 
 if TYPE_CHECKING:
     from openautoglm.history.store import History
-    from openautoglm.pipeline.pipeline import Pipeline
+    from openautoglm.pipeline import Pipeline
     from openautoglm.simulate.schedule import Schedule
 
 __all__ = ["Engine", "EngineError", "RunCancelledError", "SchedulerLostError", "compute"]
@@ -315,7 +315,7 @@ class Engine:
                 can run nowhere), ``SchedulerLostError``, ``RunTimeoutError``.
             RunCancelledError: :meth:`cancel` stopped the run.
         """
-        from openautoglm.pipeline.pipeline import Pipeline
+        from openautoglm.pipeline import Pipeline
 
         deadline = None if timeout is None else time.monotonic() + _seconds("timeout", timeout)
         inputs = dict(inputs or {})

@@ -22,7 +22,7 @@ from distributed.scheduler import KilledWorker
 from openautoglm.engine.faults import (EngineError, RunTimeoutError, RunWatch, SchedulerLostError,
                                        WorkerKilledError, WorkerLostError)
 from openautoglm.history.rows import Execution
-from openautoglm.pipeline.pipeline import TaskFailedError
+from openautoglm.pipeline import TaskFailedError
 
 __all__ = ["gather_outputs", "fault_rows", "stop_error", "scheduler_lost_error"]
 

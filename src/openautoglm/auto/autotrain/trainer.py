@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from openautoglm.pipeline.pipeline import Pipeline
+    from openautoglm.pipeline import Pipeline
 
 __all__ = ["AutoTrainer"]
 
@@ -200,7 +200,7 @@ class AutoTrainer:
 
     def wave_pipeline(self, wave: list[_Trial]) -> Pipeline:
         """The pipeline of one wave: ``prepare-N -> train-N -> evaluate-N`` per trial."""
-        from openautoglm.pipeline.pipeline import Pipeline, Task
+        from openautoglm.pipeline import Pipeline, Task
 
         seq_len = self.config.training.seq_len
         tasks = []
